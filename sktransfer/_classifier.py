@@ -1,0 +1,498 @@
+"""TransferClassifier: a skorch classifier around a pretrained backbone."""
+
+from __future__ import annotations
+
+import contextlib
+import numbers
+import warnings
+
+import numpy as np
+import torch
+from sklearn.exceptions import NotFittedError
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import column_or_1d
+from skorch import NeuralNetClassifier
+from skorch.dataset import Dataset as SkorchDataset
+from torch.utils.data import DataLoader, Dataset
+
+from ._cache import ACTIVATIONS, sample_keys, stage_fingerprints
+from ._common import check_source_kind, make_backbone, preprocessor_for, resolve_device, seeded
+from ._data import SampleDataset, VectorInput, as_input, make_augment
+from ._network import TransferNet
+from .freezing import FreezeContext, make_freezer
+
+__all__ = ["TransferClassifier", "resolve_freeze_depth"]
+
+
+def resolve_freeze_depth(freeze_depth, backbone) -> int:
+    """``freeze_depth`` -> number of frozen stages (``n_blocks + 1`` = whole backbone).
+
+    Stages are the backbone's blocks followed by its pool, so ``"all"`` and
+    ``n_blocks`` freeze the pool too (a linear probe).
+    """
+    n = backbone.n_blocks
+    names = ", ".join(backbone.block_names)
+    if isinstance(freeze_depth, str):
+        if freeze_depth == "all":
+            return n + 1
+        raise ValueError(f"freeze_depth={freeze_depth!r} is not understood; use an int in "
+                         f"-{n}..{n} or 'all' (backbone {backbone.name!r} has {n} blocks: {names})")
+    if isinstance(freeze_depth, (bool, np.bool_)) or not isinstance(freeze_depth, numbers.Integral):
+        raise TypeError(f"freeze_depth must be an int or 'all', got "
+                        f"{type(freeze_depth).__name__} {freeze_depth!r}")
+    k = int(freeze_depth)
+    if not -n <= k <= n:
+        raise ValueError(f"freeze_depth={k} is out of range for backbone {backbone.name!r}, "
+                         f"which has {n} blocks ({names}): use 0..{n}, -{n}..-1 (counting from "
+                         f"the top) or 'all'")
+    k = n + k if k < 0 else k
+    return n + 1 if k == n else k
+
+
+class _ActivationInput:
+    """Cached prefix activations standing in for X during a fit."""
+
+    form = "activations"
+
+    def __init__(self, tensor: torch.Tensor):
+        self.items = tensor
+
+    def __len__(self):
+        return len(self.items)
+
+    def load(self, index):
+        return self.items[index]
+
+
+class TransferClassifier(NeuralNetClassifier):
+    """Fine-tune a pretrained backbone; how much of it stays frozen is a hyper-parameter.
+
+    A skorch :class:`~skorch.NeuralNetClassifier`: callbacks, history,
+    ``train_split``, ``warm_start``, ``partial_fit``, ``optimizer__*``,
+    ``callbacks__*``, checkpoints and early stopping keep their skorch names.
+
+    Parameters
+    ----------
+    backbone : str, default="resnet18"
+        A registered backbone name (see :func:`sktransfer.list_backbones`).
+    weights : None, "DEFAULT", str or path, default="DEFAULT"
+        Pretrained weights: ``"DEFAULT"`` (the backbone's recommended weights,
+        from the local cache), ``None`` (random init), a backbone-specific
+        weights name, or a ``.pth``/``.pt``/``.safetensors`` file.
+    freeze_depth : int or "all", default="all"
+        ``k`` freezes blocks ``0..k-1`` (eval mode, no gradients); ``0`` trains
+        everything; negative ``k`` counts from the top; ``"all"`` freezes the
+        whole backbone (a linear probe).
+    freeze_strategy : str or strategy object, default="depth"
+        How the unfrozen part is adapted (see :func:`sktransfer.list_freezers`);
+        options go in ``freeze_strategy__<option>`` params.
+    image_size : int or None, default=None
+        Side of the square images fed to the network; None uses the size the
+        weights were trained at.
+    augment : None, "light", "flip" or callable, default=None
+        Training-time augmentation on float (C, H, W) tensors in [0, 1];
+        never applied at predict time.
+    head_hidden : int or None, default=None
+        Width of a hidden layer in the new head (None: a single Linear).
+    head_dropout : float, default=0.0
+        Dropout before the head's layers.
+    cache : "auto", bool, default="auto"
+        Compute the frozen prefix once per fit and train the rest on cached
+        activations. ``"auto"`` turns it on when it is valid - no augmentation,
+        at least one frozen stage, a strategy whose ``frozen_prefix`` is > 0 -
+        and when the activations fit in ``cache_memory``; otherwise it silently
+        runs uncached. ``True`` raises when caching is invalid.
+    cache_memory : int, default=2 GiB
+        Budget in bytes for cached activations of one fit (and the process-wide
+        cache shared across grid-search candidates and folds).
+    random_state : int, RandomState or None, default=None
+        Seeds head initialisation, shuffling and dropout: the same value gives
+        the same fitted model on the same device.
+    lr : float, default=1e-3
+    max_epochs : int, default=10
+    batch_size : int, default=32
+    optimizer : torch optimizer class, default=AdamW
+    train_split : callable or None, default=None
+        None trains on all data (few-shot friendly); pass
+        ``skorch.dataset.ValidSplit(5, stratified=True)`` for a validation split.
+    device : str, default="auto"
+        ``"auto"`` uses CUDA when available.
+    verbose : int, default=0
+        1 prints skorch's epoch table.
+
+    Attributes
+    ----------
+    classes_ : ndarray
+        The labels seen in ``fit``, sorted; ``predict`` returns them.
+    module_ : TransferNet
+        The fitted network (``blocks``, ``pool``, ``head``).
+    backbone_ : Backbone
+        The backbone description the network was built from.
+    freeze_depth_ : int
+        The resolved number of frozen stages.
+    freezer_ : FreezeStrategy
+        The strategy instance used for the fit.
+    cache_used_ : bool
+        Whether the last fit trained on cached prefix activations.
+    n_features_in_ : int
+        Columns of X (vector backbones only).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sktransfer import TransferClassifier
+    >>> X = np.random.RandomState(0).rand(20, 32, 32, 3).astype("float32")
+    >>> y = np.array(["cat", "dog"] * 10)
+    >>> clf = TransferClassifier("tiny_cnn", weights=None, freeze_depth=2, max_epochs=1,
+    ...                          random_state=0).fit(X, y)
+    >>> clf.predict(X[:2]).dtype.kind
+    'U'
+    """
+
+    prefixes_ = NeuralNetClassifier.prefixes_ + ["freeze_strategy"]
+
+    def __init__(self, backbone="resnet18", weights="DEFAULT", freeze_depth="all",
+                 freeze_strategy="depth", image_size=None, augment=None, head_hidden=None,
+                 head_dropout=0.0, cache="auto", cache_memory=2 << 30, random_state=None, *,
+                 module=TransferNet, criterion=torch.nn.CrossEntropyLoss,
+                 optimizer=torch.optim.AdamW, lr=1e-3, max_epochs=10, batch_size=32,
+                 train_split=None, device="auto", verbose=0, **kwargs):
+        super().__init__(module, criterion=criterion, optimizer=optimizer, lr=lr,
+                         max_epochs=max_epochs, batch_size=batch_size, train_split=train_split,
+                         device=device, verbose=verbose, **kwargs)
+        self.backbone = backbone
+        self.weights = weights
+        self.freeze_depth = freeze_depth
+        self.freeze_strategy = freeze_strategy
+        self.image_size = image_size
+        self.augment = augment
+        self.head_hidden = head_hidden
+        self.head_dropout = head_dropout
+        self.cache = cache
+        self.cache_memory = cache_memory
+        self.random_state = random_state
+
+    # -- device: "auto" stays the param; the resolved device is used while working --
+    @contextlib.contextmanager
+    def _on_device(self):
+        requested = self.device
+        if requested != "auto":
+            resolve_device(requested)
+            yield
+            return
+        self.device = resolve_device(requested)
+        try:
+            yield
+        finally:
+            self.device = requested
+
+    # -- labels -----------------------------------------------------------------------
+    @property
+    def classes_(self):
+        try:
+            return self._classes
+        except AttributeError:
+            raise AttributeError("TransferClassifier has no attribute 'classes_' before fit; "
+                                 "call fit first") from None
+
+    def _encode_labels(self, y, n_samples, fitting: bool):
+        if y is None:
+            raise ValueError("y is None; TransferClassifier.fit needs labels")
+        y = column_or_1d(np.asarray(y) if not hasattr(y, "iloc") else y.to_numpy(), warn=True)
+        if len(y) != n_samples:
+            raise ValueError(f"X and y have different lengths: {n_samples} samples in X, "
+                             f"{len(y)} labels in y")
+        check_classification_targets(y)
+        if y.dtype.kind == "f" and not np.isfinite(y).all():
+            raise ValueError("y contains NaN or infinite labels")
+        if fitting:
+            classes = np.unique(y) if self.classes is None else np.asarray(self.classes)
+            if len(classes) < 2:
+                raise ValueError(f"y has {len(classes)} class ({classes.tolist()}); a classifier "
+                                 f"needs at least 2 classes")
+            self._classes = classes
+        classes = self._classes
+        index = np.searchsorted(classes, y)
+        index = np.clip(index, 0, len(classes) - 1)
+        unseen = classes[index] != y
+        if unseen.any():
+            raise ValueError(f"y holds labels not seen in fit: {np.unique(y[unseen]).tolist()[:5]}; "
+                             f"known classes are {classes.tolist()[:10]}")
+        return index.astype(np.int64)
+
+    # -- fitting ----------------------------------------------------------------------
+    def _prepare_fit(self, X, y, fitting: bool):
+        source = as_input(X)
+        y_enc = self._encode_labels(y, len(source), fitting)
+        if isinstance(source, VectorInput):
+            if not fitting and hasattr(self, "n_features_in_") \
+                    and source.n_features != self.n_features_in_:
+                raise ValueError(f"X has {source.n_features} features, but "
+                                 f"{type(self).__name__} is expecting {self.n_features_in_} "
+                                 f"features as input.")
+        return source, y_enc
+
+    def fit(self, X, y, **fit_params):
+        """Build the network from the backbone, freeze it, and train.
+
+        Parameters
+        ----------
+        X : images (array, tensor, file paths, PIL images) or 2-D vectors
+        y : array-like of labels (any sortable type)
+        """
+        source, y_enc = self._prepare_fit(X, y, fitting=True)
+        self._fit_source = source
+        try:
+            with self._on_device(), seeded(self.random_state):
+                if not self.warm_start or not self.initialized_:
+                    self.initialize()
+                self.partial_fit(source, y_enc, **fit_params)
+        finally:
+            self._fit_source = None
+        return self
+
+    def partial_fit(self, X, y=None, classes=None, **fit_params):
+        """Train further without re-initialising (see skorch's ``partial_fit``)."""
+        if isinstance(X, (VectorInput,)) or hasattr(X, "load"):
+            with self._on_device():
+                return super().partial_fit(X, y, **fit_params)
+        fitting = not self.initialized_
+        if fitting and classes is not None:
+            self.classes = classes
+        source, y_enc = self._prepare_fit(X, y, fitting=fitting)
+        self._fit_source = source
+        try:
+            with self._on_device(), seeded(self.random_state if fitting else None):
+                return super().partial_fit(source, y_enc, **fit_params)
+        finally:
+            self._fit_source = None
+
+    def initialize(self):
+        with self._on_device():
+            return super().initialize()
+
+    def initialize_module(self):
+        source = getattr(self, "_fit_source", None)
+        if source is None or not hasattr(self, "_classes"):
+            raise NotFittedError("TransferClassifier builds its network from the training "
+                                 "data; call fit(X, y) instead of initialize()")
+        backbone = make_backbone(self.backbone, self.weights, source, self.image_size)
+        self.backbone_ = backbone
+        self.preprocessor_ = preprocessor_for(backbone, self.image_size)
+        self.augment_ = make_augment(self.augment, getattr(self.preprocessor_, "p", None)
+                                     and self.preprocessor_.p.crop_size)
+        if self.augment_ is not None and backbone.input_kind == "vector":
+            raise ValueError("augment applies to images; this backbone takes vectors")
+        self.freeze_depth_ = resolve_freeze_depth(self.freeze_depth, backbone)
+        if isinstance(source, VectorInput):
+            self.n_features_in_ = source.n_features
+        elif hasattr(self, "n_features_in_"):
+            del self.n_features_in_
+        if self.head_hidden is not None and (not isinstance(self.head_hidden, numbers.Integral)
+                                             or self.head_hidden < 1):
+            raise ValueError(f"head_hidden must be None or a positive int, got "
+                             f"{self.head_hidden!r}")
+        if not 0 <= float(self.head_dropout) < 1:
+            raise ValueError(f"head_dropout must be in [0, 1), got {self.head_dropout!r}")
+        module_kwargs = self.get_params_for("module")
+        self.module_ = self.module(backbone, len(self._classes), head_hidden=self.head_hidden,
+                                   head_dropout=float(self.head_dropout), **module_kwargs)
+        self.freezer_ = make_freezer(self.freeze_strategy, self.get_params_for("freeze_strategy"))
+        self.freeze_context_ = FreezeContext(
+            module=self.module_, blocks=self.module_.blocks, pool=self.module_.pool,
+            head=self.module_.head, freeze_depth=self.freeze_depth_,
+            max_epochs=self.max_epochs, lr=self.lr)
+        self.freezer_.setup(self.freeze_context_)
+        return self
+
+    def initialize_optimizer(self, triggered_directly=None):
+        _, kwargs = self.get_params_for_optimizer("optimizer", [])
+        kwargs.pop("param_groups", None)
+        groups = [g for g in self.freezer_.param_groups(self.freeze_context_) if g["params"]]
+        if not groups:  # everything frozen and an empty head cannot happen, but be explicit
+            raise ValueError("the freezing strategy left no parameter to train")
+        self.optimizer_ = self.optimizer(groups, **kwargs)
+        return self
+
+    def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
+        super().on_epoch_begin(net, dataset_train, dataset_valid, **kwargs)
+        self.freezer_.on_epoch_begin(self.freeze_context_, len(self.history) - 1)
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        loss = super().get_loss(y_pred, y_true, X=X, training=training)
+        if training:
+            penalty = self.freezer_.penalty(self.freeze_context_)
+            if penalty is not None:
+                loss = loss + penalty
+        return loss
+
+    def check_data(self, X, y):
+        # labels were validated and encoded in fit; skorch's check would record indices
+        return None
+
+    # -- frozen-prefix cache ----------------------------------------------------------
+    def _cache_depth(self, source) -> int:
+        """How many leading stages to precompute for this fit (0 = no caching)."""
+        if self.cache not in ("auto", True, False):
+            raise ValueError(f"cache must be 'auto', True or False, got {self.cache!r}")
+        if self.cache is False:
+            return 0
+        k = min(int(self.freezer_.frozen_prefix(self.freeze_context_)), self.freeze_depth_)
+        reason = None
+        if k <= 0:
+            reason = "no stage is frozen for the whole fit"
+        elif self.augment_ is not None:
+            reason = "random augmentation makes the frozen output differ every epoch"
+        if reason is None:
+            nbytes = self._activation_bytes(source, k)
+            if nbytes > self.cache_memory:
+                reason = (f"the activations need {nbytes / 2**20:.0f} MiB, more than "
+                          f"cache_memory={self.cache_memory / 2**20:.0f} MiB")
+        if reason is not None:
+            if self.cache is True:
+                raise ValueError(f"cache=True but caching is not possible: {reason}")
+            return 0
+        return k
+
+    def _activation_bytes(self, source, k) -> int:
+        sample = SampleDataset(source, None, self.preprocessor_)[0][0][None]
+        with torch.inference_mode():
+            self.module_.eval()
+            out = self.module_.forward_prefix(sample.to(self.device), k)
+        return out.element_size() * out.numel() * len(source)
+
+    def _prefix_activations(self, source, k) -> torch.Tensor:
+        """Outputs of stages ``0..k-1`` for every sample, via the shared cache."""
+        stages = self.module_.stages
+        prints = stage_fingerprints(stages[:k])
+        context = repr((self.backbone, getattr(self.preprocessor_, "p", None)))
+        keys = sample_keys(source)
+        ACTIVATIONS.max_bytes = max(ACTIVATIONS.max_bytes, int(self.cache_memory))
+        rows: list[torch.Tensor | None] = [ACTIVATIONS.get((context, prints[k - 1], key))
+                                           for key in keys]
+        todo = [i for i, r in enumerate(rows) if r is None]
+        ACTIVATIONS.hits += len(keys) - len(todo)
+        ACTIVATIONS.misses += len(todo)
+        if todo:
+            # start from the deepest shallower prefix already cached for all of them
+            start, inputs = 0, None
+            for j in range(k - 1, 0, -1):
+                found = [ACTIVATIONS.get((context, prints[j - 1], keys[i])) for i in todo]
+                if all(f is not None for f in found):
+                    start, inputs = j, found
+                    break
+            was_training = self.module_.training
+            self.module_.eval()
+            try:
+                with torch.inference_mode():
+                    for lo in range(0, len(todo), self.batch_size):
+                        idx = todo[lo:lo + self.batch_size]
+                        if inputs is None:
+                            batch = torch.stack([self._sample(source, i) for i in idx])
+                        else:
+                            batch = torch.stack(inputs[lo:lo + len(idx)])
+                        out = self.module_.forward_prefix(batch.to(self.device), k, start).cpu()
+                        for i, row in zip(idx, out):
+                            row = row.clone()
+                            rows[i] = row
+                            ACTIVATIONS.put((context, prints[k - 1], keys[i]), row)
+            finally:
+                self.module_.train(was_training)
+        return torch.stack(rows)
+
+    def _sample(self, source, index):
+        return SampleDataset(source, None, self.preprocessor_)[index][0]
+
+    def fit_loop(self, X, y=None, epochs=None, **fit_params):
+        k = self._cache_depth(X) if hasattr(X, "load") and not isinstance(
+            X, _ActivationInput) else 0
+        self.cache_used_ = k > 0
+        if not k:
+            return super().fit_loop(X, y, epochs=epochs, **fit_params)
+        activations = _ActivationInput(self._prefix_activations(X, k))
+        self.module_.start = k
+        try:
+            return super().fit_loop(activations, y, epochs=epochs, **fit_params)
+        finally:
+            self.module_.start = 0
+
+    # -- data plumbing ----------------------------------------------------------------
+    def get_dataset(self, X, y=None):
+        if isinstance(X, Dataset):
+            return X
+        if isinstance(X, _ActivationInput):
+            return SampleDataset(X, y)
+        if not hasattr(X, "load"):
+            X = as_input(X)
+        training = y is not None and getattr(self, "_fit_source", None) is not None
+        return SampleDataset(X, y, self.preprocessor_, self.augment_ if training else None)
+
+    def get_iterator(self, dataset, training=False):
+        if training and "iterator_train__shuffle" not in vars(self):
+            self.iterator_train__shuffle = True
+            try:
+                return super().get_iterator(dataset, training)
+            finally:
+                del self.iterator_train__shuffle
+        return super().get_iterator(dataset, training)
+
+    # -- prediction -------------------------------------------------------------------
+    def _check_fitted(self):
+        if not getattr(self, "initialized_", False) or not hasattr(self, "_classes"):
+            raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet. Call "
+                                 f"'fit' with appropriate arguments before using this estimator.")
+
+    def _predict_source(self, X):
+        self._check_fitted()
+        source = as_input(X)
+        check_source_kind(source, self.backbone_)
+        if isinstance(source, VectorInput) and source.n_features != self.n_features_in_:
+            raise ValueError(f"X has {source.n_features} features, but {type(self).__name__} is "
+                             f"expecting {self.n_features_in_} features as input.")
+        return source
+
+    def predict_proba(self, X):
+        """Class probabilities, columns in ``classes_`` order."""
+        source = self._predict_source(X)
+        with self._on_device():
+            return super().predict_proba(source)
+
+    def forward_iter(self, X, training=False, device="cpu"):
+        with self._on_device():
+            yield from super().forward_iter(X, training=training, device=device)
+
+    def predict(self, X):
+        """Predicted labels (of the type ``y`` had in ``fit``)."""
+        proba = self.predict_proba(X)
+        return self._classes[np.argmax(proba, axis=1)]
+
+    def decision_function(self, X):
+        """Logits (before softmax), columns in ``classes_`` order."""
+        source = self._predict_source(X)
+        with self._on_device():
+            return self.forward(source).cpu().numpy()
+
+    def score(self, X, y, sample_weight=None):
+        """Mean accuracy of ``predict(X)`` against ``y``."""
+        from sklearn.metrics import accuracy_score
+
+        return accuracy_score(y, self.predict(X), sample_weight=sample_weight)
+
+    # -- persistence ------------------------------------------------------------------
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("_fit_source", None)
+        return state
+
+    def __setstate__(self, state):
+        requested = state.get("device")
+        if requested == "auto":
+            state["device"] = resolve_device("auto")
+        super().__setstate__(state)
+        if requested == "auto":
+            self.device = "auto"
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.non_deterministic = self.random_state is None
+        return tags

@@ -1,0 +1,105 @@
+"""What both estimators share: devices, seeding, backbone + input resolution."""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+import torch
+
+from ._data import ImageInput, Preprocessor, VectorInput, as_input
+from .backbones import BACKBONES, build_backbone
+
+__all__ = ["resolve_device", "seeded", "adapt_input", "make_backbone", "preprocessor_for"]
+
+
+def resolve_device(device) -> str:
+    """``"auto"`` -> ``"cuda"`` when available, else ``"cpu"``; check explicit choices."""
+    if device is None or device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError) as exc:
+        raise ValueError(f"device={device!r} is not a valid torch device; use 'auto', 'cpu' or "
+                         f"'cuda'") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} was requested but CUDA is not available on this "
+                         f"machine; use device='auto' (CUDA when present, else CPU) or 'cpu'")
+    if dev.type == "mps" and not (hasattr(torch.backends, "mps")
+                                  and torch.backends.mps.is_available()):
+        raise ValueError(f"device={device!r} was requested but MPS is not available")
+    return str(device)
+
+
+def _seed_from(random_state) -> int | None:
+    if random_state is None:
+        return None
+    if isinstance(random_state, np.random.RandomState):
+        return int(random_state.randint(0, 2**31 - 1))
+    if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool):
+        return int(random_state)
+    raise ValueError(f"random_state must be None, an int or a numpy RandomState; got "
+                     f"{random_state!r}")
+
+
+@contextlib.contextmanager
+def seeded(random_state):
+    """Seed torch for the duration (head init, shuffling, dropout), then restore."""
+    seed = _seed_from(random_state)
+    if seed is None:
+        yield
+        return
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
+
+
+def adapt_input(X, backbone_name: str | None = None, name: str = "X"):
+    """Validate ``X`` (any accepted form) into an ImageInput or VectorInput."""
+    return as_input(X, name=name)
+
+
+def make_backbone(name, weights, source, image_size=None):
+    """Build ``name`` for the data in ``source`` and check the two fit together."""
+    if not isinstance(name, str):
+        raise TypeError(f"backbone must be a registered name (str), got {type(name).__name__}; "
+                        f"see sktransfer.list_backbones()")
+    kwargs = {"image_size": image_size}
+    if isinstance(source, VectorInput):
+        kwargs["in_features"] = source.n_features
+    backbone = build_backbone(name, weights, **kwargs)
+    if backbone.input_kind == "vector" and not isinstance(source, VectorInput):
+        raise ValueError(f"backbone {name!r} takes 2-D vectors (n_samples, n_features); X holds "
+                         f"images. Pick an image backbone (see list_backbones()).")
+    if backbone.input_kind == "image" and isinstance(source, VectorInput):
+        raise ValueError(f"backbone {name!r} takes images (N, H, W, C), (N, C, H, W), (N, H, W), "
+                         f"file paths or PIL images; X is 2-D {source.items.shape}, which reads "
+                         f"as vectors. Use backbone='mlp' for vectors, or reshape flat images "
+                         f"to (N, H, W).")
+    return backbone
+
+
+def preprocessor_for(backbone, image_size=None) -> Preprocessor | None:
+    if backbone.input_kind == "vector" or backbone.preprocessing is None:
+        return None
+    if image_size is not None and (not isinstance(image_size, (int, np.integer))
+                                   or isinstance(image_size, bool) or image_size < 1):
+        raise ValueError(f"image_size must be None or a positive int, got {image_size!r}")
+    return Preprocessor(backbone.preprocessing.with_image_size(image_size), backbone.in_channels)
+
+
+def check_source_kind(source, backbone) -> None:
+    """At predict time: the data must be of the kind the model was fitted on."""
+    if backbone.input_kind == "vector" and isinstance(source, ImageInput):
+        raise ValueError("this model was fitted on 2-D vectors; X holds images")
+    if backbone.input_kind == "image" and isinstance(source, VectorInput):
+        raise ValueError(f"this model was fitted on images; X is 2-D {source.items.shape}")
+
+
+def registered(name: str) -> bool:
+    try:
+        BACKBONES._resolve(name)
+        return True
+    except (ValueError, TypeError, ImportError):
+        return False

@@ -1,0 +1,474 @@
+"""Input adapters: whatever the user holds -> validated, lazily decoded samples.
+
+Accepted ``X``:
+
+* numpy arrays ``(N, H, W, C)``, ``(N, C, H, W)`` or ``(N, H, W)`` (uint8 in
+  0..255, other integers within 0..255, or floats in [0, 1]), and the same as
+  torch tensors;
+* 2-D arrays ``(N, F)`` for backbones that take vectors;
+* lists, tuples, object arrays or pandas Series of file paths (``str`` or
+  ``Path``), decoded lazily, one sample at a time, in the data loader;
+* lists of PIL images of any size and mode.
+
+Everything is validated before any training starts; a problem raises a
+``ValueError``/``TypeError`` (``FileNotFoundError`` for a missing file) whose
+message names the problem and the offending item. The caller's ``X`` is never
+modified: arrays are read, not converted in place, and uint8 -> float happens
+per sample.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+__all__ = ["ImageInput", "VectorInput", "as_input", "SampleDataset", "Preprocessor",
+           "load_image_folder", "make_augment", "IMAGE_EXTENSIONS"]
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm",
+                    ".pgm", ".pbm", ".jfif")
+_CHANNELS = (1, 3, 4)
+
+
+def _describe(obj) -> str:
+    return type(obj).__module__.split(".")[0] + "." + type(obj).__qualname__ \
+        if type(obj).__module__ != "builtins" else type(obj).__name__
+
+
+class ImageInput:
+    """A validated collection of images; ``load(i)`` gives a float (C, H, W) tensor in [0, 1]."""
+
+    kind = "image"
+
+    def __init__(self, items, form: str, fingerprint_parts=None):
+        self.items = items
+        self.form = form  # "array", "paths", "pil"
+        self._fingerprint_parts = fingerprint_parts
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def load(self, index: int) -> torch.Tensor:
+        if self.form == "array":
+            return _array_to_tensor(self.items[index])
+        if self.form == "paths":
+            return _decode_path(self.items[index])
+        return _pil_to_tensor(self.items[index], f"X[{index}]")
+
+    def fingerprint(self) -> str:
+        """A hash identifying the contents (arrays) or the files (paths + mtimes)."""
+        import hashlib
+
+        h = hashlib.blake2b(digest_size=16)
+        h.update(self.form.encode())
+        if self.form == "array":
+            arr = self.items
+            h.update(str((arr.dtype, arr.shape)).encode())
+            h.update(np.ascontiguousarray(arr).data)
+        elif self.form == "paths":
+            for p in self.items:
+                st = os.stat(p)
+                h.update(f"{p}\0{st.st_mtime_ns}\0{st.st_size}\n".encode())
+        else:
+            for img in self.items:
+                h.update(f"{img.mode}{img.size}".encode())
+                h.update(img.tobytes())
+        return h.hexdigest()
+
+
+class VectorInput:
+    """A validated float32 ``(N, F)`` array for vector backbones."""
+
+    kind = "vector"
+    form = "vector"
+
+    def __init__(self, array: np.ndarray):
+        self.items = array
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @property
+    def n_features(self) -> int:
+        return self.items.shape[1]
+
+    def load(self, index: int) -> torch.Tensor:
+        return torch.from_numpy(np.array(self.items[index], dtype=np.float32))
+
+    def fingerprint(self) -> str:
+        import hashlib
+
+        h = hashlib.blake2b(digest_size=16)
+        h.update(str(self.items.shape).encode())
+        h.update(np.ascontiguousarray(self.items).data)
+        return h.hexdigest()
+
+
+# -- arrays ------------------------------------------------------------------------
+def _array_to_tensor(sample: np.ndarray) -> torch.Tensor:
+    """(H, W, C) / (C, H, W) / (H, W) sample, already layout-checked -> float CHW in [0,1]."""
+    t = torch.as_tensor(np.asarray(sample))
+    if t.is_floating_point():
+        return t.to(torch.float32)
+    return t.to(torch.float32) / 255.0
+
+
+def _layout(shape: tuple, name: str = "X") -> str:
+    """'nhwc', 'nchw' or 'nhw' for an image batch shape, or raise."""
+    if len(shape) == 3:
+        return "nhw"
+    if len(shape) != 4:
+        raise ValueError(f"{name} has {len(shape)} dimensions {shape}; images must be "
+                         f"(N, H, W, C), (N, C, H, W) or (N, H, W), and vectors (N, F)")
+    if shape[1] in _CHANNELS and shape[-1] not in _CHANNELS:
+        return "nchw"
+    if shape[-1] in _CHANNELS:
+        return "nhwc"
+    raise ValueError(f"{name} has shape {shape}: an unsupported channel count "
+                     f"(neither axis 1 nor the last axis is 1, 3 or 4). Pass (N, H, W, C) or "
+                     f"(N, C, H, W) images with 1 (gray), 3 (RGB) or 4 (RGBA) channels.")
+
+
+class _ArrayView:
+    """Per-sample access to an image array in CHW order, without copying the array."""
+
+    def __init__(self, array, layout: str):
+        self.array = array
+        self.layout = layout
+        self.shape = array.shape
+        self.dtype = array.dtype
+
+    def __len__(self):
+        return len(self.array)
+
+    def __getitem__(self, index):
+        sample = np.asarray(self.array[index])
+        if self.layout == "nhwc":
+            return sample.transpose(2, 0, 1)
+        if self.layout == "nhw":
+            return sample[None]
+        return sample
+
+
+def _check_numeric(array: np.ndarray, name: str = "X") -> None:
+    if array.dtype == bool or not (np.issubdtype(array.dtype, np.number)):
+        raise TypeError(f"{name} has dtype {array.dtype}; images must be uint8 (0..255) or "
+                        f"float (0..1) arrays")
+    if np.issubdtype(array.dtype, np.complexfloating):
+        raise TypeError(f"{name} holds complex numbers; pass real-valued images")
+    if np.issubdtype(array.dtype, np.floating):
+        finite = np.isfinite(array)
+        if not finite.all():
+            bad = np.argwhere(~finite)[0]
+            what = "NaN" if np.isnan(array[tuple(bad)]) else "infinite values"
+            raise ValueError(f"{name} contains {what} (first at sample {bad[0]}); remove or "
+                             f"impute them before fitting")
+    elif array.dtype != np.uint8 and array.size:
+        lo, hi = array.min(), array.max()
+        if lo < 0 or hi > 255:
+            raise ValueError(f"{name} is an integer array with values in [{lo}, {hi}]; integer "
+                             f"images must lie in 0..255 (or pass floats in [0, 1])")
+
+
+def _image_array(array, name="X") -> ImageInput:
+    if isinstance(array, torch.Tensor):
+        array = array.detach().cpu().numpy()
+    _check_numeric(array, name)
+    layout = _layout(array.shape, name)
+    if min(array.shape[1:]) < 1:
+        raise ValueError(f"{name} has shape {array.shape}: images must have at least 1x1 pixel")
+    return ImageInput(_ArrayView(array, layout), "array")
+
+
+# -- files and PIL ----------------------------------------------------------------
+def _pil_to_tensor(img, where: str) -> torch.Tensor:
+    """A PIL image of any mode -> float (C, H, W) in [0, 1] (1 or 3 channels)."""
+    if img.mode not in ("RGB", "L"):
+        if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+            arr = np.asarray(img, dtype=np.float32)
+            peak = 65535.0 if img.mode.startswith("I;16") else max(float(arr.max()), 1.0)
+            return torch.from_numpy(np.clip(arr / peak, 0, 1))[None]
+        if img.mode in ("LA", "La"):
+            img = img.convert("L")
+        else:
+            img = img.convert("RGB")
+    arr = np.asarray(img, dtype=np.uint8)
+    t = torch.from_numpy(arr.copy()).to(torch.float32) / 255.0
+    return t[None] if t.dim() == 2 else t.permute(2, 0, 1)
+
+
+def _decode_path(path: str) -> torch.Tensor:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            img.load()
+            return _pil_to_tensor(img, path)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"image file not found: {path!r}") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise ValueError(f"cannot decode image file {path!r}: {exc}") from exc
+
+
+def _check_paths(paths: Sequence[str]) -> None:
+    from PIL import Image, UnidentifiedImageError
+
+    for i, p in enumerate(paths):
+        if not os.path.exists(p):
+            hint = "" if any(c in p for c in "/\\.") else \
+                " (X holds strings, which are read as image file paths)"
+            raise FileNotFoundError(f"image file not found: {p!r} (X[{i}]){hint}")
+        if os.path.isdir(p):
+            raise ValueError(f"X[{i}] is a directory, not an image file: {p!r}; use "
+                             f"load_image_folder() for a folder of images")
+        try:  # reads the header only: cheap, and catches non-images before training
+            with Image.open(p) as img:
+                img.size  # noqa: B018
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+            raise ValueError(f"X[{i}] is not a decodable image file: {p!r} ({exc})") from exc
+
+
+def as_input(X, vector_ok: bool = True, image_ok: bool = True, name: str = "X"):
+    """Validate ``X`` and wrap it as :class:`ImageInput` or :class:`VectorInput`."""
+    from PIL import Image
+
+    if isinstance(X, (ImageInput, VectorInput)):
+        return X
+    if X is None:
+        raise ValueError(f"{name} is None; pass images (array, file paths or PIL images)")
+    if isinstance(X, (str, bytes, os.PathLike)):
+        raise TypeError(f"{name} is a single {type(X).__name__} ({X!r}); pass a list of file "
+                        f"paths, e.g. [{X!r}], or use load_image_folder() for a folder")
+    if isinstance(X, Image.Image):
+        raise TypeError(f"{name} is a single PIL image; pass a list of images: [img]")
+    if hasattr(X, "iloc") and hasattr(X, "dtype") and not hasattr(X, "columns"):  # Series
+        X = X.to_numpy(dtype=object) if X.dtype == object else X.to_numpy()
+    elif hasattr(X, "columns") and hasattr(X, "to_numpy"):  # DataFrame
+        X = X.to_numpy()
+    if isinstance(X, torch.Tensor):
+        if X.dim() == 2:
+            X = X.detach().cpu().numpy()
+        else:
+            if len(X) == 0:
+                raise ValueError(f"{name} is empty (0 samples); pass at least one image")
+            if not image_ok:
+                raise ValueError(f"this backbone takes 2-D vectors (N, F); got a tensor of "
+                                 f"shape {tuple(X.shape)}")
+            if X.is_complex() or X.dtype == torch.bool:
+                raise TypeError(f"{name} has dtype {X.dtype}; pass uint8 or float images")
+            return _image_array(X, name)
+    if isinstance(X, (list, tuple)) or (isinstance(X, np.ndarray) and X.dtype == object):
+        items = list(np.asarray(X, dtype=object).ravel()) if isinstance(X, np.ndarray) \
+            and X.ndim == 1 else (list(X) if not isinstance(X, np.ndarray) else None)
+        if items is not None:
+            if len(items) == 0:
+                raise ValueError(f"{name} is empty (0 samples); pass at least one image")
+            if all(isinstance(v, (str, os.PathLike)) for v in items):
+                if not image_ok:
+                    raise ValueError(f"this backbone takes 2-D numeric vectors; {name} holds "
+                                     f"file paths")
+                paths = [os.fspath(v) for v in items]
+                _check_paths(paths)
+                return ImageInput(paths, "paths")
+            if all(isinstance(v, Image.Image) for v in items):
+                if not image_ok:
+                    raise ValueError(f"this backbone takes 2-D numeric vectors; {name} holds "
+                                     f"PIL images")
+                return ImageInput(items, "pil")
+            for i, v in enumerate(items):
+                if not isinstance(v, (str, os.PathLike, Image.Image, np.ndarray, list, tuple,
+                                      int, float, np.number)) or isinstance(v, bool):
+                    raise TypeError(f"{name}[{i}] is of unsupported type {_describe(v)}; X "
+                                    f"must hold file paths (str/Path), PIL images, or be a "
+                                    f"numeric array")
+            kinds = sorted({type(v).__name__ for v in items})
+            if any(isinstance(v, (str, os.PathLike, Image.Image)) for v in items):
+                raise TypeError(f"{name} mixes item types ({', '.join(kinds)}); pass only file "
+                                f"paths, only PIL images, or a numeric array")
+        try:
+            X = np.asarray(X, dtype=float) if not isinstance(X, np.ndarray) \
+                else X.astype(float)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"{name} could not be read as a numeric array ({exc}); pass a "
+                             f"numeric array, file paths or PIL images") from exc
+    if not isinstance(X, np.ndarray):
+        if hasattr(X, "__array__") or hasattr(X, "toarray"):
+            if hasattr(X, "toarray"):
+                raise TypeError(f"{name} is a sparse matrix; sktransfer needs dense input "
+                                f"(X.toarray())")
+            X = np.asarray(X)
+        else:
+            raise TypeError(f"{name} is of unsupported type {_describe(X)}; pass a numpy array, "
+                            f"a torch tensor, a list of file paths or a list of PIL images")
+    if X.ndim == 2:
+        if not vector_ok:
+            raise ValueError(f"{name} is 2-D {X.shape}, which is a batch of vectors, but this "
+                             f"backbone takes images (N, H, W, C), (N, C, H, W) or (N, H, W). "
+                             f"For vectors use backbone='mlp'; for a single image, add the "
+                             f"batch axis: X[None]")
+        return VectorInput(_vector_array(X, name))
+    if X.ndim in (0, 1):
+        raise ValueError(f"{name} has {X.ndim} dimension(s) {X.shape}; expected a batch of "
+                         f"images (N, H, W, C) or vectors (N, F). Reshape your data, e.g. "
+                         f"X.reshape(-1, 1) for a single feature.")
+    if len(X) == 0:
+        raise ValueError(f"{name} is empty (0 samples); pass at least one image")
+    if not image_ok:
+        raise ValueError(f"this backbone takes 2-D vectors (N, F); got an array of shape "
+                         f"{X.shape}")
+    return _image_array(X, name)
+
+
+def _vector_array(X: np.ndarray, name: str) -> np.ndarray:
+    from sklearn.utils import check_array
+
+    return check_array(X, dtype=np.float32, input_name=name, ensure_min_samples=1)
+
+
+# -- preprocessing -----------------------------------------------------------------
+class Preprocessor:
+    """Float (C, H, W) sample in [0, 1] -> what the backbone expects.
+
+    Fixes the channel count (gray -> RGB, RGBA -> RGB, RGB -> gray), resizes
+    the shorter side to ``resize_size``, centre-crops ``crop_size`` and
+    normalises. Works on single samples and on (N, C, H, W) batches.
+    """
+
+    def __init__(self, preprocessing, in_channels: int):
+        self.p = preprocessing
+        self.in_channels = in_channels
+        self.mean = torch.tensor(preprocessing.mean, dtype=torch.float32).view(-1, 1, 1)
+        self.std = torch.tensor(preprocessing.std, dtype=torch.float32).view(-1, 1, 1)
+
+    def fix_channels(self, x: torch.Tensor) -> torch.Tensor:
+        c = x.shape[-3]
+        if c == self.in_channels:
+            return x
+        if c == 4:
+            x, c = x[..., :3, :, :], 3
+        if c == self.in_channels:
+            return x
+        if c == 1 and self.in_channels == 3:
+            return x.expand(*x.shape[:-3], 3, *x.shape[-2:])
+        if c == 3 and self.in_channels == 1:
+            w = torch.tensor([0.299, 0.587, 0.114], dtype=x.dtype).view(3, 1, 1)
+            return (x * w).sum(-3, keepdim=True)
+        raise ValueError(f"an image has {x.shape[-3]} channels; this backbone takes "
+                         f"{self.in_channels}")
+
+    def resize_crop(self, x: torch.Tensor) -> torch.Tensor:
+        p = self.p
+        if p.crop_size is None:
+            return x
+        h, w = x.shape[-2:]
+        resize = p.resize_size or p.crop_size
+        if min(h, w) != resize:
+            scale = resize / min(h, w)
+            size = (max(p.crop_size, round(h * scale)), max(p.crop_size, round(w * scale)))
+            batch = x if x.dim() == 4 else x[None]
+            mode = "bicubic" if p.interpolation == "bicubic" else "bilinear"
+            batch = F.interpolate(batch, size=size, mode=mode, align_corners=False,
+                                  antialias=True)
+            if mode == "bicubic":
+                batch = batch.clamp(0, 1)
+            x = batch if x.dim() == 4 else batch[0]
+            h, w = size
+        top, left = (h - p.crop_size) // 2, (w - p.crop_size) // 2
+        return x[..., top:top + p.crop_size, left:left + p.crop_size]
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean.to(x.device)) / self.std.to(x.device)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self.normalize(self.resize_crop(self.fix_channels(x)))
+
+
+class SampleDataset(Dataset):
+    """Images (or vectors) + optional encoded labels, decoded and preprocessed per item.
+
+    ``augment`` (a callable on the float (C, H, W) tensor in [0, 1], after
+    resizing and before normalisation) runs only when given, i.e. while fitting.
+    """
+
+    def __init__(self, source, y=None, preprocessor: Preprocessor | None = None,
+                 augment: Callable | None = None):
+        self.source = source
+        self.y = y
+        self.preprocessor = preprocessor
+        self.augment = augment
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, index):
+        x = self.source.load(int(index))
+        if self.preprocessor is not None:
+            pre = self.preprocessor
+            x = pre.resize_crop(pre.fix_channels(x))
+            if self.augment is not None:
+                x = self.augment(x)
+                if not isinstance(x, torch.Tensor):
+                    raise TypeError(f"augment must return a torch tensor, got "
+                                    f"{type(x).__name__}")
+            x = pre.normalize(x)
+        y = torch.tensor(-1 if self.y is None else self.y[index])
+        return x.contiguous(), y
+
+
+# -- augmentation -------------------------------------------------------------------
+def make_augment(augment, crop_size: int | None):
+    """``None``, ``"light"`` (flip + random resized crop), ``"flip"``, or any callable."""
+    if augment is None:
+        return None
+    if callable(augment):
+        return augment
+    if augment in ("light", "flip"):
+        from torchvision.transforms import v2
+
+        ops = [v2.RandomHorizontalFlip()]
+        if augment == "light" and crop_size:
+            ops.append(v2.RandomResizedCrop(crop_size, scale=(0.7, 1.0), antialias=True))
+        return v2.Compose(ops)
+    raise ValueError(f"augment must be None, 'light', 'flip' or a callable; got {augment!r}")
+
+
+# -- folders ------------------------------------------------------------------------
+def load_image_folder(path, extensions: Sequence[str] | None = None):
+    """Paths and labels from a one-sub-folder-per-class layout.
+
+    ``root/cat/1.jpg, root/dog/2.png`` -> ``(["root/cat/1.jpg", ...], ["cat", ...])``,
+    like torchvision's ``ImageFolder``. Files whose extension is not an image
+    extension (or not in ``extensions``) are skipped; hidden files and folders
+    too. Paths are sorted, so the result is deterministic.
+
+    Returns
+    -------
+    paths : list of str
+    labels : numpy array of str
+    """
+    root = Path(os.fspath(path)).expanduser()
+    if not root.exists():
+        raise FileNotFoundError(f"image folder not found: {str(root)!r}")
+    if not root.is_dir():
+        raise NotADirectoryError(f"{str(root)!r} is not a folder; expected one sub-folder per "
+                                 f"class")
+    exts = tuple(e.lower() if e.startswith(".") else "." + e.lower()
+                 for e in (extensions or IMAGE_EXTENSIONS))
+    paths, labels = [], []
+    for class_dir in sorted(p for p in root.iterdir() if p.is_dir()
+                            and not p.name.startswith(".")):
+        for f in sorted(class_dir.rglob("*")):
+            if f.is_file() and f.suffix.lower() in exts and not any(
+                    part.startswith(".") for part in f.relative_to(root).parts):
+                paths.append(str(f))
+                labels.append(class_dir.name)
+    if not paths:
+        raise ValueError(f"no image files ({', '.join(exts)}) found in class sub-folders of "
+                         f"{str(root)!r}; expected root/<class>/<image>")
+    return paths, np.asarray(labels)

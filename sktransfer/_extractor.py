@@ -1,0 +1,300 @@
+"""FeatureExtractor: images in, pretrained features out, for any sklearn model."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections import OrderedDict
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+from torch import nn
+from torch.utils.data import DataLoader
+
+from ._cache import stage_fingerprints
+from ._common import check_source_kind, make_backbone, preprocessor_for, resolve_device, seeded
+from ._data import SampleDataset, VectorInput, as_input
+from .backbones._spec import GlobalPool
+
+__all__ = ["FeatureExtractor", "FEATURES"]
+
+
+class _FeatureCache:
+    """In-process LRU of transform results: (model fingerprint, data fingerprint) -> array."""
+
+    def __init__(self, max_entries: int = 32, max_bytes: int = 1 << 30):
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self._store: OrderedDict[tuple, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key):
+        with self._lock:
+            value = self._store.get(key)
+            if value is not None:
+                self._store.move_to_end(key)
+            return value
+
+    def put(self, key, value: np.ndarray) -> None:
+        with self._lock:
+            self._store[key] = value
+            while len(self._store) > self.max_entries or \
+                    sum(v.nbytes for v in self._store.values()) > self.max_bytes:
+                self._store.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._store.clear()
+
+    def __len__(self):
+        return len(self._store)
+
+
+FEATURES = _FeatureCache()
+
+
+class _Extractor(nn.Module):
+    """``blocks[:stop]`` followed by a pooling module."""
+
+    def __init__(self, blocks, pool):
+        super().__init__()
+        self.blocks = nn.Sequential(*blocks)
+        self.pool = pool
+
+    def forward(self, x):
+        return self.pool(self.blocks(x))
+
+
+def _compute(extractor, loader_or_batches, device) -> np.ndarray:
+    outs = []
+    with torch.inference_mode():
+        for batch in loader_or_batches:
+            x = batch[0] if isinstance(batch, (list, tuple)) else batch
+            x = x.to(device, non_blocking=True)
+            if x.dim() == 4 and device != "cpu":
+                x = x.contiguous(memory_format=torch.channels_last)
+            outs.append(extractor(x).float().cpu())
+    return torch.cat(outs).numpy()
+
+
+class FeatureExtractor(TransformerMixin, BaseEstimator):
+    """Pretrained features as a scikit-learn transformer.
+
+    Parameters
+    ----------
+    backbone : str, default="resnet18"
+        A registered backbone (see :func:`sktransfer.list_backbones`).
+    weights : None, "DEFAULT", str or path, default="DEFAULT"
+        As for :class:`TransferClassifier`.
+    layer : int, str or None, default=None
+        Which block's output to read: an index (negative counts from the top),
+        a block name (``"layer3"``), or None for the last block (pooled the
+        way the backbone pools it).
+    pooling : {"avg", "max", "avgmax", "catavgmax"}, default="avg"
+        How an intermediate feature map becomes a vector (``layer`` given).
+    image_size : int or None, default=None
+        Resize/crop size; None uses the weights' own.
+    batch_size : int, default=64
+    device : str, default="auto"
+        ``"auto"`` uses CUDA when available.
+    num_workers : int, default=0
+        Data-loader workers decoding image files.
+    cache : bool, default=True
+        Remember the features of data already transformed (in this process),
+        so the repeated ``transform`` of a grid search costs nothing.
+    memory : None, str or joblib.Memory, default=None
+        Also cache features on disk, as ``Pipeline(memory=...)`` does.
+    random_state : int or None, default=None
+        Seeds random initialisation when ``weights=None``.
+
+    Attributes
+    ----------
+    backbone_ : Backbone
+    n_features_out_ : int
+    n_features_in_ : int
+        Columns of X (vector backbones only).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sktransfer import FeatureExtractor
+    >>> X = np.random.RandomState(0).randint(0, 255, (4, 32, 32, 3), dtype=np.uint8)
+    >>> FeatureExtractor("tiny_cnn", weights=None, random_state=0).fit_transform(X).shape
+    (4, 64)
+    """
+
+    def __init__(self, backbone="resnet18", weights="DEFAULT", layer=None, pooling="avg",
+                 image_size=None, batch_size=64, device="auto", num_workers=0, cache=True,
+                 memory=None, random_state=None):
+        self.backbone = backbone
+        self.weights = weights
+        self.layer = layer
+        self.pooling = pooling
+        self.image_size = image_size
+        self.batch_size = batch_size
+        self.device = device
+        self.num_workers = num_workers
+        self.cache = cache
+        self.memory = memory
+        self.random_state = random_state
+
+    def _stop(self, backbone) -> int | None:
+        """Index one past the last block to run; None = all blocks + backbone pool."""
+        if self.layer is None:
+            return None
+        names = backbone.block_names
+        if isinstance(self.layer, str):
+            if self.layer not in names:
+                raise ValueError(f"layer={self.layer!r} is not a block of {backbone.name!r}; "
+                                 f"its blocks are {names}")
+            return names.index(self.layer) + 1
+        if isinstance(self.layer, bool) or not isinstance(self.layer, (int, np.integer)):
+            raise TypeError(f"layer must be None, an int or a block name, got {self.layer!r}")
+        n = len(names)
+        if not -n <= self.layer < n:
+            raise ValueError(f"layer={self.layer} is out of range for {backbone.name!r} "
+                             f"({n} blocks: {names}); use 0..{n - 1} or -{n}..-1")
+        return (self.layer % n) + 1
+
+    def fit(self, X, y=None):
+        """Resolve and load the backbone; check ``X`` fits it."""
+        if not isinstance(self.batch_size, (int, np.integer)) or self.batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {self.batch_size!r}")
+        if self.pooling not in GlobalPool.MODES:
+            raise ValueError(f"pooling={self.pooling!r} is not one of {GlobalPool.MODES}")
+        source = as_input(X)
+        device = resolve_device(self.device)
+        with seeded(self.random_state if self.random_state is not None else 0):
+            backbone = make_backbone(self.backbone, self.weights, source, self.image_size)
+        stop = self._stop(backbone)
+        if stop is None or stop == backbone.n_blocks and self.pooling == "avg" \
+                and backbone.pool_for_block is None and isinstance(backbone.pool, GlobalPool):
+            stop, pool = backbone.n_blocks, backbone.pool
+        else:
+            pool = backbone.block_pool(stop - 1, self.pooling)
+        self.backbone_ = backbone
+        self.preprocessor_ = preprocessor_for(backbone, self.image_size)
+        self.extractor_ = _Extractor(list(backbone.blocks)[:stop], pool).to(device).eval()
+        if device != "cpu" and backbone.input_kind == "image":
+            self.extractor_ = self.extractor_.to(memory_format=torch.channels_last)
+        self.stop_ = stop
+        self.device_ = device
+        self._model_key = b"".join(stage_fingerprints([self.extractor_])) + repr(
+            (self.backbone, self.preprocessor_ and self.preprocessor_.p, self.pooling)).encode()
+        if isinstance(source, VectorInput):
+            self.n_features_in_ = source.n_features
+        out = self._transform_source(source.__class__(source.items[:1]) if isinstance(
+            source, VectorInput) else _head(source), use_cache=False)
+        self.n_features_out_ = out.shape[1]
+        return self
+
+    def transform(self, X) -> np.ndarray:
+        """Features of ``X``: a float32 array ``(n_samples, n_features_out_)``."""
+        check_is_fitted(self, "extractor_")
+        source = as_input(X)
+        check_source_kind(source, self.backbone_)
+        if isinstance(source, VectorInput) and source.n_features != self.n_features_in_:
+            raise ValueError(f"X has {source.n_features} features, but FeatureExtractor is "
+                             f"expecting {self.n_features_in_} features as input.")
+        return self._transform_source(source, use_cache=self.cache)
+
+    def _transform_source(self, source, use_cache: bool) -> np.ndarray:
+        key = None
+        if use_cache or self.memory is not None:
+            key = hashlib.blake2b(self._model_key + source.fingerprint().encode(),
+                                  digest_size=16).hexdigest()
+        if use_cache:
+            hit = FEATURES.get(key)
+            if hit is not None:
+                return hit.copy()
+        if self.memory is not None:
+            out = _disk_memory(self.memory).cache(_compute_cached, ignore=["self", "source"])(
+                self, source, key)
+        else:
+            out = self._run(source)
+        out = np.ascontiguousarray(out, dtype=np.float32)
+        if use_cache:
+            FEATURES.put(key, out.copy())
+        return out
+
+    def _run(self, source) -> np.ndarray:
+        device = self.device_
+        if source.form in ("array", "vector") and self.num_workers == 0:
+            batches = (self._array_batch(source, lo)
+                       for lo in range(0, len(source), self.batch_size))
+            return _compute(self.extractor_, batches, device)
+        loader = DataLoader(SampleDataset(source, None, self.preprocessor_),
+                            batch_size=self.batch_size, num_workers=self.num_workers,
+                            pin_memory=device.startswith("cuda"))
+        return _compute(self.extractor_, loader, device)
+
+    def _array_batch(self, source, lo):
+        """A batch straight from the array: uint8 -> float per batch, preprocessed at once."""
+        items = source.items
+        hi = min(lo + self.batch_size, len(source))
+        if source.form == "vector":
+            return torch.from_numpy(np.asarray(items[lo:hi], dtype=np.float32))
+        raw = np.asarray(items.array[lo:hi])
+        t = torch.from_numpy(raw if raw.flags.writeable else raw.copy())
+        t = {"nhwc": lambda a: a.permute(0, 3, 1, 2), "nhw": lambda a: a[:, None],
+             "nchw": lambda a: a}[items.layout](t)
+        t = t.float().div_(255.0) if not t.is_floating_point() else t.float()
+        return self.preprocessor_(t)
+
+    def get_feature_names_out(self, input_features=None):
+        """``featureextractor<i>`` names, one per output column."""
+        check_is_fitted(self, "n_features_out_")
+        return np.asarray([f"featureextractor{i}" for i in range(self.n_features_out_)],
+                          dtype=object)
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        if "extractor_" in state:  # move to CPU so a CUDA-fitted extractor loads anywhere
+            state["extractor_"] = state["extractor_"].to("cpu")
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        if "extractor_" in state:
+            self.device_ = resolve_device(self.device) if self.device != "auto" \
+                else resolve_device("auto")
+            self.extractor_ = self.extractor_.to(self.device_)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = True
+        tags.input_tags.three_d_array = True
+        return tags
+
+
+def _head(source):
+    """The first sample of an image source, as a source."""
+    from ._data import ImageInput
+
+    return ImageInput(source.items[:1] if source.form != "array" else
+                      _slice_view(source.items), source.form)
+
+
+def _slice_view(view):
+    from ._data import _ArrayView
+
+    return _ArrayView(view.array[:1], view.layout)
+
+
+def _disk_memory(memory):
+    import joblib
+
+    if isinstance(memory, (str, os.PathLike)):
+        return joblib.Memory(os.fspath(memory), verbose=0)
+    if isinstance(memory, joblib.Memory):
+        return memory
+    raise TypeError(f"memory must be None, a folder path or a joblib.Memory, got "
+                    f"{type(memory).__name__}")
+
+
+def _compute_cached(self, source, key):
+    # joblib keys the disk cache on `key` alone (model + data fingerprint)
+    return self._run(source)

@@ -1,0 +1,77 @@
+"""The trained module: backbone blocks, pooling and a new classification head."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["TransferNet", "make_head"]
+
+
+def make_head(num_features: int, n_outputs: int, hidden: int | None = None,
+              dropout: float = 0.0) -> nn.Sequential:
+    """``Dropout -> Linear`` or, with ``hidden``, ``Dropout -> Linear -> ReLU -> Dropout -> Linear``."""
+    layers: list[nn.Module] = []
+    if dropout:
+        layers.append(nn.Dropout(dropout))
+    if hidden:
+        layers += [nn.Linear(num_features, hidden), nn.ReLU()]
+        if dropout:
+            layers.append(nn.Dropout(dropout))
+        num_features = hidden
+    layers.append(nn.Linear(num_features, n_outputs))
+    return nn.Sequential(*layers)
+
+
+class TransferNet(nn.Module):
+    """``blocks -> pool -> head``, with frozen blocks kept in eval mode.
+
+    The backbone's stages are ``blocks[0], ..., blocks[n-1], pool``; ``start``
+    says where the input enters (0 for images; ``k`` when the input already is
+    the cached output of ``blocks[:k]``; ``n + 1`` for cached pooled features).
+
+    Parameters
+    ----------
+    backbone : sktransfer.Backbone
+    n_outputs : int
+        Number of classes.
+    head_hidden : int or None
+        Width of an optional hidden layer in the head.
+    head_dropout : float
+        Dropout before each head layer.
+    """
+
+    def __init__(self, backbone, n_outputs: int, head_hidden: int | None = None,
+                 head_dropout: float = 0.0):
+        super().__init__()
+        self.blocks = backbone.blocks
+        self.pool = backbone.pool
+        self.head = make_head(backbone.num_features, n_outputs, head_hidden, head_dropout)
+        self.eval_stages: set[int] = set()  # stage indices that stay in eval mode
+        self.start = 0
+
+    @property
+    def stages(self) -> list[nn.Module]:
+        return [*self.blocks, self.pool]
+
+    @property
+    def n_blocks(self) -> int:
+        return len(self.blocks)
+
+    def forward_prefix(self, x: torch.Tensor, stop: int, start: int = 0) -> torch.Tensor:
+        """Run stages ``start..stop-1`` (no head)."""
+        for stage in self.stages[start:stop]:
+            x = stage(x)
+        return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.forward_prefix(x, len(self.blocks) + 1, self.start)
+        return self.head(x)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        # frozen stages evaluate: BatchNorm keeps its running statistics, dropout is off
+        stages = self.stages
+        for index in self.eval_stages:
+            stages[index].eval()
+        return self

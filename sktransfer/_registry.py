@@ -1,0 +1,247 @@
+"""One small registry mechanism, shared by backbones and freezing strategies.
+
+A registry maps names to *builders* (callables that make a fresh object on each
+call); it never stores built modules or loaded weights. Names come from three
+places, all equal once registered:
+
+* ``register_*`` calls (a decorator third parties may use directly);
+* entry points in the registry's group (``sktransfer.backbones`` /
+  ``sktransfer.freezers``), discovered lazily, once, on first use;
+* namespaces: a name ending in ``*`` (e.g. ``timm/*``, ``resnet*``) claims every
+  name under that prefix; its builder receives the full name as its first
+  argument. An exact name wins over a namespace, a longer prefix over a shorter.
+
+Entry points are how the package registers its own built-ins too, so the door a
+third party uses is exercised by every run.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import importlib.metadata
+import inspect
+import os
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+__all__ = ["Registry", "PluginError", "refresh_plugins"]
+
+_OWN_DISTRIBUTION = "sktransfer"
+_ALL_REGISTRIES: list["Registry"] = []
+
+
+class PluginError(ImportError):
+    """A plugin's entry point could not be loaded."""
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass
+class _Entry:
+    name: str
+    builder: Callable[..., Any]
+    source: str  # "sktransfer", a distribution name, or "register()"
+    namespace: bool = False
+    metadata: dict = field(default_factory=dict)
+
+
+class Registry:
+    """Names -> builders, with entry-point discovery.
+
+    Parameters
+    ----------
+    kind : str
+        What the registry holds, for messages ("backbone", "freezing strategy").
+    group : str
+        The entry-point group searched for plugins.
+    list_function : str
+        The public function that lists names, quoted in error messages.
+    """
+
+    def __init__(self, kind: str, group: str, list_function: str):
+        self.kind = kind
+        self.group = group
+        self.list_function = list_function
+        self._entries: dict[str, _Entry] = {}
+        self._failed: dict[str, tuple[str, BaseException]] = {}
+        self._discovered = False
+        _ALL_REGISTRIES.append(self)
+
+    # -- registration -------------------------------------------------------
+    def register(self, name: str | None = None, builder: Callable | None = None, *,
+                 source: str = "register()", **metadata):
+        """Register ``builder`` under ``name``; usable as a decorator.
+
+        A name ending in ``*`` registers a namespace. Registering a name that
+        is already taken raises ``ValueError``.
+        """
+        if builder is None and callable(name):  # bare @register
+            builder, name = name, None
+
+        def decorate(func):
+            entry_name = name or getattr(func, "__name__", None)
+            if not isinstance(entry_name, str) or not entry_name:
+                raise TypeError(f"a {self.kind} needs a non-empty string name, got {entry_name!r}")
+            if not callable(func):
+                raise TypeError(f"the {self.kind} builder for {entry_name!r} must be callable, "
+                                f"got {type(func).__name__}")
+            self._ensure_discovered()
+            self._add(_Entry(entry_name, func, source, entry_name.endswith("*"), metadata))
+            return func
+
+        return decorate if builder is None else decorate(builder)
+
+    def unregister(self, name: str) -> None:
+        """Remove ``name`` (mostly useful in tests)."""
+        self._ensure_discovered()
+        if name not in self._entries:
+            raise ValueError(f"no {self.kind} named {name!r} is registered")
+        del self._entries[name]
+
+    def _add(self, entry: _Entry) -> None:
+        if entry.name in self._entries:
+            old = self._entries[entry.name]
+            raise ValueError(
+                f"{self.kind} {entry.name!r} is already registered (by {old.source}); "
+                f"pick another name or unregister the old one first")
+        self._entries[entry.name] = entry
+
+    # -- discovery ------------------------------------------------------------
+    def _ensure_discovered(self) -> None:
+        if self._discovered:
+            return
+        self._discovered = True
+        strict = _env_flag("SKTRANSFER_STRICT_PLUGINS")
+        third_party_off = _env_flag("SKTRANSFER_DISABLE_PLUGINS")
+        for ep in importlib.metadata.entry_points(group=self.group):
+            dist = getattr(getattr(ep, "dist", None), "name", None) or "an unknown package"
+            own = dist.replace("_", "-").lower() == _OWN_DISTRIBUTION
+            if third_party_off and not own:
+                continue
+            if ep.name in self._entries:
+                # The same distribution can be visible twice (e.g. editable + site).
+                if self._entries[ep.name].source == dist:
+                    continue
+            try:
+                builder = ep.load()
+                self._add(_Entry(ep.name, builder, dist, ep.name.endswith("*")))
+            except Exception as exc:  # noqa: BLE001 - a broken plugin must not break others
+                if strict:
+                    raise PluginError(
+                        f"{self.kind} plugin {ep.name!r} from {dist} failed to load: "
+                        f"{type(exc).__name__}: {exc}") from exc
+                self._failed[ep.name] = (dist, exc)
+                warnings.warn(
+                    f"sktransfer: {self.kind} plugin {ep.name!r} from {dist} could not be "
+                    f"loaded and is skipped ({type(exc).__name__}: {exc}). Set "
+                    f"SKTRANSFER_STRICT_PLUGINS=1 to make this an error.",
+                    RuntimeWarning, stacklevel=3)
+
+    def refresh(self) -> None:
+        """Forget discovered entry points so the next call looks again."""
+        self._entries = {k: e for k, e in self._entries.items() if e.source == "register()"}
+        self._failed = {}
+        self._discovered = False
+
+    # -- look-up -----------------------------------------------------------------
+    def _resolve(self, name: str) -> tuple[_Entry, bool]:
+        self._ensure_discovered()
+        if not isinstance(name, str):
+            raise TypeError(f"a {self.kind} name must be a string, got {type(name).__name__} "
+                            f"({name!r}); see {self.list_function}()")
+        entry = self._entries.get(name)
+        if entry is not None and not entry.namespace:
+            return entry, False
+        # The longest matching namespace wins ("timm/*" beats "*").
+        spaces = sorted((e for e in self._entries.values() if e.namespace),
+                        key=lambda e: -len(e.name))
+        for space in spaces:
+            prefix = space.name[:-1]
+            if name.startswith(prefix) and len(name) > len(prefix):
+                return space, True
+        failed = self._failed.get(name) or next(
+            (v for k, v in self._failed.items() if k.endswith("*") and name.startswith(k[:-1])),
+            None)
+        if failed is not None:
+            dist, exc = failed
+            raise PluginError(
+                f"{self.kind} {name!r} comes from the plugin package {dist}, which failed to "
+                f"load: {type(exc).__name__}: {exc}") from exc
+        raise ValueError(self.unknown_message(name))
+
+    def unknown_message(self, name: str) -> str:
+        names = self.list()
+        close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
+        hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else "."
+        return (f"unknown {self.kind} {name!r}{hint} See {self.list_function}() for the "
+                f"{len(names)} available names.")
+
+    def get(self, name: str, **kwargs) -> Any:
+        """Build a fresh object for ``name``, passing ``kwargs`` to its builder."""
+        entry, via_namespace = self._resolve(name)
+        if via_namespace:
+            return entry.builder(name, **kwargs)
+        return entry.builder(**kwargs)
+
+    def builder(self, name: str) -> Callable:
+        """The builder registered for ``name`` (namespaces: bound to the name)."""
+        entry, via_namespace = self._resolve(name)
+        if via_namespace:
+            return lambda **kw: entry.builder(name, **kw)
+        return entry.builder
+
+    def accepts(self, name: str, parameter: str) -> bool:
+        """Whether the builder for ``name`` takes a keyword ``parameter``."""
+        entry, _ = self._resolve(name)
+        try:
+            sig = inspect.signature(entry.builder)
+        except (TypeError, ValueError):
+            return False
+        return parameter in sig.parameters or any(
+            p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values())
+
+    def list(self, filter: str | None = None) -> list[str]:  # noqa: A002 - public verb
+        """Sorted names, optionally restricted by an fnmatch pattern.
+
+        A namespace contributes the names its builder lists (a ``list_names``
+        attribute) and otherwise its ``prefix/*`` pattern.
+        """
+        self._ensure_discovered()
+        names: set[str] = set()
+        for entry in self._entries.values():
+            if entry.namespace:
+                lister = getattr(entry.builder, "list_names", None)
+                if lister is None:
+                    names.add(entry.name)
+                    continue
+                try:
+                    names.update(lister())
+                except Exception as exc:  # noqa: BLE001
+                    warnings.warn(f"sktransfer: could not list {self.kind}s of namespace "
+                                  f"{entry.name!r}: {exc}", RuntimeWarning, stacklevel=2)
+                    names.add(entry.name)
+            else:
+                names.add(entry.name)
+        if filter is not None:
+            names = {n for n in names if fnmatch.fnmatchcase(n, filter)}
+        return sorted(names)
+
+    def source(self, name: str) -> str:
+        """The distribution (or ``register()``) that provided ``name``."""
+        return self._resolve(name)[0].source
+
+    def failed(self) -> dict[str, str]:
+        """Entry points that failed to load: name -> 'package: error'."""
+        self._ensure_discovered()
+        return {k: f"{d}: {type(e).__name__}: {e}" for k, (d, e) in self._failed.items()}
+
+
+def refresh_plugins() -> None:
+    """Forget discovered entry points of every registry (after a pip install)."""
+    importlib.invalidate_caches()
+    for registry in _ALL_REGISTRIES:
+        registry.refresh()

@@ -1,0 +1,254 @@
+"""torchvision classification models cut into meaningful blocks.
+
+Each family gets a splitter that returns ``(blocks, block_names, pool,
+num_features)`` from a built torchvision model; the head (the final ``Linear``)
+is left out. The families are registered as namespaces through the package's
+own entry points (``resnet*``, ``vit_*``, ...), so ``list_backbones()`` shows
+torchvision's own names.
+"""
+
+from __future__ import annotations
+
+import difflib
+
+import torch
+from torch import nn
+
+from ._spec import Backbone, GlobalPool, Preprocessing, TokenPool
+from ._weights import (hub_checkpoint_dir, is_weights_path, load_into_backbone,
+                       load_state_dict_file, missing_weights_error)
+
+__all__ = ["build_torchvision_backbone", "TORCHVISION_FAMILIES"]
+
+
+def _resnet(model):
+    stem = nn.Sequential(model.conv1, model.bn1, model.relu, model.maxpool)
+    blocks = [stem, model.layer1, model.layer2, model.layer3, model.layer4]
+    return blocks, ["stem", "layer1", "layer2", "layer3", "layer4"], GlobalPool(), \
+        model.fc.in_features
+
+
+def _group_by_resolution(modules, size=64):
+    """Group consecutive modules that work at the same spatial resolution."""
+    groups, current, last = [], [], None
+    with torch.device("meta"):
+        x = torch.empty(1, 3, size, size)
+        for module in modules:
+            x = module(x)
+            res = tuple(x.shape[-2:])
+            if current and res != last:
+                groups.append(current)
+                current = []
+            current.append(module)
+            last = res
+    groups.append(current)
+    return [g[0] if len(g) == 1 else nn.Sequential(*g) for g in groups]
+
+
+def _mobilenet(model):
+    blocks = _group_by_resolution(list(model.features))
+    names = ["stem"] + [f"stage{i}" for i in range(1, len(blocks))]
+    linears = [m for m in model.classifier if isinstance(m, nn.Linear)]
+    if len(linears) > 1:  # mobilenet_v3 keeps a pretrained pre-logits layer
+        pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(1), model.classifier[0],
+                             model.classifier[1])
+        return blocks, names, pool, linears[0].out_features
+    return blocks, names, GlobalPool(), linears[-1].in_features
+
+
+def _efficientnet(model):
+    blocks = list(model.features)
+    names = ["stem"] + [f"stage{i}" for i in range(1, len(blocks) - 1)] + ["head_conv"]
+    return blocks, names, GlobalPool(), model.classifier[-1].in_features
+
+
+def _regnet(model):
+    stages = list(model.trunk_output.children())
+    return ([model.stem] + stages, ["stem"] + [f"block{i}" for i in range(1, len(stages) + 1)],
+            GlobalPool(), model.fc.in_features)
+
+
+def _densenet(model):
+    f = model.features
+    stem = nn.Sequential(f.conv0, f.norm0, f.relu0, f.pool0)
+    blocks, names = [stem], ["stem"]
+    for i in range(1, 5):
+        parts = [getattr(f, f"denseblock{i}")]
+        parts.append(getattr(f, f"transition{i}") if i < 4 else
+                     nn.Sequential(f.norm5, nn.ReLU(inplace=False)))
+        blocks.append(nn.Sequential(*parts))
+        names.append(f"denseblock{i}")
+    return blocks, names, GlobalPool(), model.classifier.in_features
+
+
+def _shufflenet(model):
+    stem = nn.Sequential(model.conv1, model.maxpool)
+    blocks = [stem, model.stage2, model.stage3, model.stage4, model.conv5]
+    return blocks, ["stem", "stage2", "stage3", "stage4", "conv5"], GlobalPool(), \
+        model.fc.in_features
+
+
+def _pairs(features):
+    """ConvNeXt / Swin: [stem, stage, down, stage, down, stage, ...] -> 4 blocks."""
+    mods = list(features)
+    blocks = [nn.Sequential(mods[0], mods[1])]
+    for i in range(2, len(mods), 2):
+        blocks.append(nn.Sequential(mods[i], mods[i + 1]))
+    return blocks, [f"stage{i}" for i in range(1, len(blocks) + 1)]
+
+
+def _convnext(model):
+    blocks, names = _pairs(model.features)
+    norm = model.classifier[0]
+    pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), norm, nn.Flatten(1))
+    return blocks, names, pool, model.classifier[-1].in_features
+
+
+def _swin(model):
+    blocks, names = _pairs(model.features)
+    pool = nn.Sequential(model.norm, model.permute, nn.AdaptiveAvgPool2d(1), nn.Flatten(1))
+    return blocks, names, pool, model.head.in_features
+
+
+class _ViTEmbedding(nn.Module):
+    """Patchify, prepend the class token, add position embeddings."""
+
+    def __init__(self, vit):
+        super().__init__()
+        self.conv_proj = vit.conv_proj
+        self.class_token = vit.class_token
+        self.pos_embedding = vit.encoder.pos_embedding
+        self.dropout = vit.encoder.dropout
+        self.patch_size = vit.patch_size
+        self.image_size = vit.image_size
+
+    def forward(self, x):
+        n, _, h, w = x.shape
+        if h != self.image_size or w != self.image_size:
+            raise ValueError(f"this ViT takes {self.image_size}x{self.image_size} images, got "
+                             f"{h}x{w}; drop image_size or build it with that size")
+        x = self.conv_proj(x).flatten(2).transpose(1, 2)
+        x = torch.cat([self.class_token.expand(n, -1, -1), x], dim=1)
+        return self.dropout(x + self.pos_embedding)
+
+
+def _vit(model):
+    layers = list(model.encoder.layers)
+    n_groups = 4 if len(layers) % 4 == 0 else 3 if len(layers) % 3 == 0 else 2
+    size = len(layers) // n_groups
+    blocks = [_ViTEmbedding(model)] + [nn.Sequential(*layers[i:i + size])
+                                       for i in range(0, len(layers), size)]
+    names = ["embed"] + [f"layers{i}-{i + size - 1}" for i in range(0, len(layers), size)]
+    return blocks, names, TokenPool("cls", model.encoder.ln), model.hidden_dim
+
+
+TORCHVISION_FAMILIES = {
+    "resnet": _resnet, "resnext": _resnet, "wide_resnet": _resnet,
+    "mobilenet_v2": _mobilenet, "mobilenet_v3": _mobilenet,
+    "efficientnet": _efficientnet, "regnet": _regnet, "densenet": _densenet,
+    "shufflenet": _shufflenet, "convnext": _convnext, "swin": _swin, "vit": _vit,
+}
+
+# families whose blocks output token sequences / channels-last maps
+_POOL_FOR_BLOCK = {
+    "vit": lambda i, mode: TokenPool("mean"),
+    "swin": lambda i, mode: GlobalPool(mode, channels_last=True),
+}
+
+
+def _family(name: str) -> str | None:
+    for prefix in sorted(TORCHVISION_FAMILIES, key=len, reverse=True):
+        if name.startswith(prefix):
+            return prefix
+    return None
+
+
+def _torchvision_names() -> list[str]:
+    import torchvision.models
+
+    return sorted(n for n in torchvision.models.list_models(module=torchvision.models)
+                  if _family(n) is not None)
+
+
+def _preprocessing(weights_enum) -> Preprocessing:
+    t = weights_enum.transforms()
+    return Preprocessing(crop_size=int(t.crop_size[0]), resize_size=int(t.resize_size[0]),
+                         mean=tuple(t.mean), std=tuple(t.std),
+                         interpolation=str(t.interpolation.value))
+
+
+def _resolve_weights_enum(name: str, weights: str):
+    from torchvision.models import get_model_weights
+
+    enum = get_model_weights(name)
+    key = weights.split(".")[-1]
+    if key in ("DEFAULT", "default"):
+        return enum.DEFAULT
+    members = [m.name for m in enum]
+    if key not in members:
+        close = difflib.get_close_matches(key, members, n=2)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"unknown weights {weights!r} for backbone {name!r}{hint} Use None, "
+                         f"'DEFAULT', one of {members}, or a path to a .pth/.safetensors file")
+    return enum[key]
+
+
+def build_torchvision_backbone(name: str, weights=None, image_size: int | None = None,
+                               **model_kwargs) -> Backbone:
+    """Build torchvision model ``name`` as a :class:`Backbone`.
+
+    ``weights``: None, ``"DEFAULT"``, a torchvision weights name (``"IMAGENET1K_V2"``)
+    or a file path. Named weights are read from the torch hub cache only; when
+    the file is missing the error names it and says how to provide it.
+    """
+    import torchvision.models
+
+    family = _family(name)
+    if family is None or name not in _torchvision_names():
+        known = _torchvision_names()
+        close = difflib.get_close_matches(name, known, n=3)
+        hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else "."
+        raise ValueError(f"unknown backbone {name!r}{hint} See list_backbones().")
+    enum = torchvision.models.get_model_weights(name)
+    named = isinstance(weights, str) and not is_weights_path(weights)
+    weights_enum = _resolve_weights_enum(name, weights) if named else enum.DEFAULT
+    preprocessing = _preprocessing(weights_enum)
+    if family == "vit" and image_size is not None and not named:
+        model_kwargs.setdefault("image_size", image_size)
+    model = torchvision.models.get_model(name, weights=None, **model_kwargs)
+    blocks, names, pool, num_features = TORCHVISION_FAMILIES[family](model)
+    backbone = Backbone(name=name, blocks=blocks, block_names=names, pool=pool,
+                        num_features=num_features, preprocessing=preprocessing,
+                        pool_for_block=_POOL_FOR_BLOCK.get(family), source_module=model)
+    if named:
+        filename = weights_enum.url.rsplit("/", 1)[-1]
+        path = hub_checkpoint_dir() / filename
+        if not path.exists():
+            raise missing_weights_error(name, filename, hub_checkpoint_dir(), weights_enum.url)
+        load_into_backbone(backbone, load_state_dict_file(path), f"{path}")
+        backbone.weights = str(weights_enum)
+    return backbone
+
+
+def _namespace(prefix: str):
+    def build(name: str, weights=None, image_size: int | None = None, **kwargs) -> Backbone:
+        return build_torchvision_backbone(name, weights=weights, image_size=image_size,
+                                          **kwargs)
+
+    build.list_names = lambda: [n for n in _torchvision_names() if n.startswith(prefix)]
+    build.__name__ = f"torchvision_{prefix.rstrip('_')}"
+    return build
+
+
+# One namespace per family; the entry points in pyproject.toml point here.
+resnet = _namespace("resnet")
+resnext = _namespace("resnext")
+wide_resnet = _namespace("wide_resnet")
+mobilenet = _namespace("mobilenet_")
+efficientnet = _namespace("efficientnet_")
+regnet = _namespace("regnet_")
+densenet = _namespace("densenet")
+shufflenet = _namespace("shufflenet_")
+convnext = _namespace("convnext_")
+swin = _namespace("swin_")
+vit = _namespace("vit_")
