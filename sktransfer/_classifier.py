@@ -150,6 +150,9 @@ class TransferClassifier(NeuralNetClassifier):
     """
 
     prefixes_ = NeuralNetClassifier.prefixes_ + ["freeze_strategy"]
+    # These share modules with module_: pickled with it (one memo, so they stay the same
+    # objects, and skorch's map_location lets a CUDA-fitted model load on a CPU machine).
+    cuda_dependent_attributes_ = ["backbone_", "freeze_context_", "freezer_"]
 
     def __init__(self, backbone="resnet18", weights="DEFAULT", freeze_depth="all",
                  freeze_strategy="depth", image_size=None, augment=None, head_hidden=None,
@@ -171,6 +174,19 @@ class TransferClassifier(NeuralNetClassifier):
         self.cache = cache
         self.cache_memory = cache_memory
         self.random_state = random_state
+
+    def _get_param_names(self):
+        # skorch lists every public-looking attribute; private state is not a param
+        return [k for k in super()._get_param_names() if not k.startswith("_")]
+
+    def set_params(self, **params):
+        """Set parameters; ``freeze_strategy__*`` options apply at the next fit."""
+        strategy_opts = {k: v for k, v in params.items() if k.startswith("freeze_strategy__")}
+        for key, value in strategy_opts.items():
+            setattr(self, key, value)
+            self._params_to_validate.add(key)
+        rest = {k: v for k, v in params.items() if k not in strategy_opts}
+        return super().set_params(**rest) if rest else self
 
     # -- device: "auto" stays the param; the resolved device is used while working --
     @contextlib.contextmanager
@@ -197,7 +213,8 @@ class TransferClassifier(NeuralNetClassifier):
 
     def _encode_labels(self, y, n_samples, fitting: bool):
         if y is None:
-            raise ValueError("y is None; TransferClassifier.fit needs labels")
+            raise ValueError("requires y to be passed, but the target y is None: "
+                             "TransferClassifier.fit needs labels")
         y = column_or_1d(np.asarray(y) if not hasattr(y, "iloc") else y.to_numpy(), warn=True)
         if len(y) != n_samples:
             raise ValueError(f"X and y have different lengths: {n_samples} samples in X, "
@@ -467,10 +484,15 @@ class TransferClassifier(NeuralNetClassifier):
         return self._classes[np.argmax(proba, axis=1)]
 
     def decision_function(self, X):
-        """Logits (before softmax), columns in ``classes_`` order."""
+        """Logits (before softmax), columns in ``classes_`` order.
+
+        With two classes, sklearn's convention: one column, the logit of
+        ``classes_[1]`` minus that of ``classes_[0]`` (positive = ``classes_[1]``).
+        """
         source = self._predict_source(X)
         with self._on_device():
-            return self.forward(source).cpu().numpy()
+            logits = self.forward(source).cpu().numpy()
+        return logits[:, 1] - logits[:, 0] if logits.shape[1] == 2 else logits
 
     def score(self, X, y, sample_weight=None):
         """Mean accuracy of ``predict(X)`` against ``y``."""
@@ -483,6 +505,11 @@ class TransferClassifier(NeuralNetClassifier):
         state = super().__getstate__()
         state.pop("_fit_source", None)
         return state
+
+    def load_params(self, *args, **kwargs):
+        # skorch maps the files to self.device, which must be a real device, not "auto"
+        with self._on_device():
+            return super().load_params(*args, **kwargs)
 
     def __setstate__(self, state):
         requested = state.get("device")

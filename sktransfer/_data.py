@@ -294,7 +294,10 @@ def as_input(X, vector_ok: bool = True, image_ok: bool = True, name: str = "X"):
         try:
             X = np.asarray(X, dtype=float) if not isinstance(X, np.ndarray) \
                 else X.astype(float)
-        except (ValueError, TypeError) as exc:
+        except TypeError as exc:
+            raise TypeError(f"{name} could not be read as a numeric array: {exc}; pass a "
+                            f"numeric array, file paths or PIL images") from exc
+        except ValueError as exc:
             raise ValueError(f"{name} could not be read as a numeric array ({exc}); pass a "
                              f"numeric array, file paths or PIL images") from exc
     if not isinstance(X, np.ndarray):

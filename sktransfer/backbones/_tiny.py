@@ -50,4 +50,8 @@ def mlp(weights=None, in_features: int = 16, hidden: int = 32, depth: int = 3) -
     return Backbone(name="mlp", blocks=blocks, pool=nn.Identity(), num_features=hidden,
                     block_names=[f"dense{i}" for i in range(depth)], preprocessing=None,
                     input_kind="vector", in_channels=in_features,
-                    pool_for_block=lambda i, mode: nn.Identity())
+                    pool_for_block=_identity_pool)
+
+
+def _identity_pool(index: int, mode: str) -> nn.Module:
+    return nn.Identity()

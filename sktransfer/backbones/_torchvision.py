@@ -150,10 +150,15 @@ TORCHVISION_FAMILIES = {
 }
 
 # families whose blocks output token sequences / channels-last maps
-_POOL_FOR_BLOCK = {
-    "vit": lambda i, mode: TokenPool("mean"),
-    "swin": lambda i, mode: GlobalPool(mode, channels_last=True),
-}
+def _token_pool(index: int, mode: str) -> nn.Module:
+    return TokenPool("mean")
+
+
+def _channels_last_pool(index: int, mode: str) -> nn.Module:
+    return GlobalPool(mode, channels_last=True)
+
+
+_POOL_FOR_BLOCK = {"vit": _token_pool, "swin": _channels_last_pool}
 
 
 def _family(name: str) -> str | None:

@@ -1,0 +1,30 @@
+"""scikit-learn's own estimator checks, on the 2-D `mlp` backbone."""
+
+import pytest
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from sktransfer import FeatureExtractor, TransferClassifier
+
+# Every expected failure, with the reason. Aim: none.
+EXPECTED_FAILED = {
+    "TransferClassifier": {
+        "check_no_attributes_set_in_init": (
+            "skorch's NeuralNet.__init__ itself sets history_, initialized_ and "
+            "virtual_params_; skorch's callbacks and set_params rely on them existing "
+            "before fit, so we keep skorch's behaviour"),
+    },
+}
+
+
+def _expected(estimator):
+    return EXPECTED_FAILED.get(type(estimator).__name__, {})
+
+
+@parametrize_with_checks(
+    [TransferClassifier(backbone="mlp", weights=None, freeze_depth=0, max_epochs=30, lr=1e-2,
+                        batch_size=64, random_state=0, device="cpu"),
+     FeatureExtractor(backbone="mlp", weights=None, device="cpu")],
+    expected_failed_checks=_expected,
+)
+def test_sklearn_compatible_estimator(estimator, check):
+    check(estimator)
