@@ -17,8 +17,8 @@ def _conv(cin: int, cout: int, stride: int) -> nn.Sequential:
 def tiny_cnn(weights=None, in_channels: int = 3, width: int = 8) -> Backbone:
     """A four-block CNN (about 10k parameters) for 32x32 images.
 
-    ``weights``: None or a file path (handled by the caller). Images keep their
-    size unless ``image_size`` is given; normalisation is to [-1, 1].
+    ``weights``: None or a file path (handled by the caller). Images are
+    resized to 32x32 unless ``image_size`` says otherwise; normalised to [-1, 1].
     """
     if weights not in (None,):
         raise ValueError("tiny_cnn has no pretrained weights; use weights=None or a file path")
@@ -28,7 +28,7 @@ def tiny_cnn(weights=None, in_channels: int = 3, width: int = 8) -> Backbone:
               _conv(4 * width, 8 * width, 2)]
     return Backbone(name="tiny_cnn", blocks=blocks, pool=GlobalPool(), num_features=8 * width,
                     block_names=["stem", "stage1", "stage2", "stage3"],
-                    preprocessing=Preprocessing(None, None, (0.5,) * in_channels,
+                    preprocessing=Preprocessing(32, 32, (0.5,) * in_channels,
                                                 (0.5,) * in_channels),
                     in_channels=in_channels)
 

@@ -31,16 +31,22 @@ def _resnet(model):
 def _group_by_resolution(modules, size=64):
     """Group consecutive modules that work at the same spatial resolution."""
     groups, current, last = [], [], None
-    with torch.device("meta"):
-        x = torch.empty(1, 3, size, size)
-        for module in modules:
-            x = module(x)
-            res = tuple(x.shape[-2:])
-            if current and res != last:
-                groups.append(current)
-                current = []
-            current.append(module)
-            last = res
+    device = next(modules[0].parameters()).device
+    states = [m.training for m in modules]
+    try:
+        with torch.no_grad():
+            x = torch.zeros(1, 3, size, size, device=device)
+            for module in modules:
+                x = module.eval()(x)  # eval: BatchNorm statistics stay untouched
+                res = tuple(x.shape[-2:])
+                if current and res != last:
+                    groups.append(current)
+                    current = []
+                current.append(module)
+                last = res
+    finally:
+        for module, training in zip(modules, states):
+            module.train(training)
     groups.append(current)
     return [g[0] if len(g) == 1 else nn.Sequential(*g) for g in groups]
 

@@ -136,7 +136,7 @@ def load_into_backbone(backbone, state: Mapping[str, torch.Tensor], origin: str)
     for key, value in state.items():
         target = aliases.get(key)
         if target is None:
-            if key not in head_keys:
+            if key not in head_keys and not key.startswith("head."):
                 unexpected.append(key)
             continue
         if tuple(target.shape) != tuple(value.shape):

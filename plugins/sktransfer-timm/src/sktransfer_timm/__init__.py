@@ -122,7 +122,7 @@ def _preprocessing(model, image_size: int | None) -> Preprocessing:
 
 def _fixed_size(model) -> int | None:
     """The input size a model insists on (ViT, Swin...), or None."""
-    embed = getattr(model, "patch_embed", None)
+    embed = getattr(model, "patch_embed", None) or getattr(model, "stem", None)
     size = getattr(embed, "img_size", None)
     if size is None or not getattr(embed, "strict_img_size", True) \
             or getattr(model, "dynamic_img_size", False):

@@ -1,0 +1,114 @@
+"""Fit time: naive skorch (NeuralNetClassifier + Freezer) vs sktransfer.TransferClassifier.
+
+Both sides train resnet18 from the same saved (seeded, random-init) weights,
+with AdamW, the same lr, batch size, epochs and seed, on the same images, and
+are scored on the same held-out split. The naive side follows skorch's
+transfer-learning tutorial: a torchvision model with a new ``fc``, a
+``Freezer`` callback freezing the same parameters as ``freeze_depth``, fed the
+images already normalised as a float tensor (that conversion is done once,
+outside its timer, which favours the baseline). sktransfer gets the uint8
+array and does its own preprocessing inside ``fit``.
+
+    python benchmarks/bench_fit.py                      # freeze_depth "all" and 3
+    python benchmarks/bench_fit.py --depths 3 --repeat 2
+
+Each side runs in a fresh process; peak memory is that process's
+``ru_maxrss`` (whole process: Python + torch + data + model), and "fit +MiB" is
+the rise of peak RSS over the RSS just before ``fit``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+
+import numpy as np
+
+import _common as c
+
+TARGETS = {"all": 4.0, "3": 1.2}
+
+
+def child(args) -> None:
+    c.set_threads(args.threads)
+    import torch
+
+    depth = args.depth if args.depth == "all" else int(args.depth)
+    X, y = c.make_images(args.n_train + args.n_test, args.size, seed=args.seed)
+    X_tr, y_tr, X_te, y_te = c.split(X, y, args.n_train)
+    result = {}
+    if args.child == "naive":
+        net = c.naive_skorch(args.weights_path, depth, args, args.seed)
+        Xf_tr, Xf_te = c.preprocess(X_tr), c.preprocess(X_te)
+        yt = torch.from_numpy(y_tr.astype(np.int64))
+        torch.manual_seed(args.seed)
+        before = c.rss_bytes()
+        with c.Timer() as t:
+            net.fit(Xf_tr, yt)
+        with c.Timer() as tp:
+            pred = net.predict(Xf_te)
+        n_trainable = sum(p.numel() for p in net.module_.parameters() if p.requires_grad)
+    else:
+        net = c.sktransfer_classifier(args.weights_path, depth, args, args.seed)
+        before = c.rss_bytes()
+        with c.Timer() as t:
+            net.fit(X_tr, y_tr)
+        with c.Timer() as tp:
+            pred = net.predict(X_te)
+        n_trainable = sum(p.numel() for p in net.module_.parameters() if p.requires_grad)
+        result["cache_used"] = bool(net.cache_used_)
+    result.update(fit_s=t.seconds, predict_s=tp.seconds,
+                  accuracy=float(np.mean(np.asarray(pred) == y_te)),
+                  trainable=n_trainable, fit_peak_rise_mib=0.0)
+    result["fit_peak_rise_mib"] = max(0.0, (c.peak_rss_bytes() - before) / 2**20)
+    c.emit(result)
+
+
+def main(argv=None) -> int:
+    p = c.base_parser(__doc__.splitlines()[0], n_train=256, n_test=256, size=112)
+    p.add_argument("--depths", default="all,3", help="comma-separated freeze depths")
+    p.add_argument("--depth", help=argparse_suppress())
+    args = p.parse_args(argv)
+    if args.child:
+        child(args)
+        return 0
+    folder = c.with_weights(args)
+    print(f"machine: {c.machine()}; torch threads per side: {args.threads}")
+    print(f"data: {args.n_train} train + {args.n_test} test uint8 images "
+          f"{args.size}x{args.size}x3, {c.N_CLASSES} classes; resnet18 (seeded random init), "
+          f"AdamW lr={args.lr}, batch {args.batch_size}, {args.epochs} epochs")
+    rows = [("freeze_depth", "naive fit s", "sktransfer fit s", "naive/sktransfer", "target",
+             "acc naive", "acc sktransfer", "peak MiB naive", "peak MiB sktransfer",
+             "fit +MiB naive", "fit +MiB sktransfer")]
+    ok = True
+    try:
+        for depth in args.depths.split(","):
+            print(f"freeze_depth={depth}:", flush=True)
+            runs = c.alternate(__file__, ["naive", "sktransfer"], args, ["--depth", depth])
+            naive, skt = c.best(runs["naive"], "fit_s"), c.best(runs["sktransfer"], "fit_s")
+            ratio = naive / skt
+            target = TARGETS.get(depth)
+            ok &= target is None or ratio >= target
+            rows.append((depth, f"{naive:.1f}", f"{skt:.1f}", f"{ratio:.2f}",
+                         f">= {target}" if target else "-",
+                         f"{runs['naive'][0]['accuracy']:.3f}",
+                         f"{runs['sktransfer'][0]['accuracy']:.3f}",
+                         f"{runs['naive'][0]['peak_rss_mib']:.0f}",
+                         f"{runs['sktransfer'][0]['peak_rss_mib']:.0f}",
+                         f"{runs['naive'][0]['fit_peak_rise_mib']:.0f}",
+                         f"{runs['sktransfer'][0]['fit_peak_rise_mib']:.0f}"))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    print()
+    print(c.table(rows))
+    return 0 if ok else 1
+
+
+def argparse_suppress():
+    import argparse
+
+    return argparse.SUPPRESS
+
+
+if __name__ == "__main__":
+    sys.exit(main())

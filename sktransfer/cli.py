@@ -1,0 +1,525 @@
+"""The ``sktransfer`` command: list backbones and strategies, fit, predict, search.
+
+Every subcommand has ``--help``. Exit codes follow shell habits: 0 success,
+1 an error while working (bad image folder, missing weights, unreadable model),
+2 a usage error (unknown option, bad value), 130 interrupted. Errors are one
+line on stderr; ``--traceback`` (or ``SKTRANSFER_TRACEBACK=1``) shows the full
+Python traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["main", "build_parser"]
+
+PROG = "sktransfer"
+_CV_DEFAULT = 3
+
+
+class CLIError(Exception):
+    """A problem to report as one line, with an exit code."""
+
+    def __init__(self, message: str, code: int = 1):
+        super().__init__(message)
+        self.code = code
+
+
+# -- argument types -------------------------------------------------------------------
+def _freeze_depth(text: str):
+    if text == "all":
+        return "all"
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"invalid freeze depth {text!r}: use an int (negative counts from the top) "
+            f"or 'all'") from None
+
+
+def _weights(text: str):
+    return None if text.lower() in ("none", "random") else text
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive int, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid float value: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _option(text: str):
+    """``KEY=VALUE`` -> (key, parsed value) for ``--strategy-option``."""
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    key, raw = text.split("=", 1)
+    for convert in (int, float):
+        try:
+            return key, convert(raw)
+        except ValueError:
+            pass
+    return key, {"none": None, "true": True, "false": False}.get(raw.lower(), raw)
+
+
+# -- the parser -------------------------------------------------------------------------
+def _add_model_options(p: argparse.ArgumentParser, search: bool = False) -> None:
+    g = p.add_argument_group("model")
+    g.add_argument("--backbone", default="resnet18", metavar="NAME",
+                   help="registered backbone (see `sktransfer backbones`); default: "
+                        "%(default)s. efficientnet_lite0 (plugin) has weights that ship "
+                        "with pip")
+    g.add_argument("--weights", type=_weights, default="DEFAULT", metavar="W",
+                   help="DEFAULT (pretrained, from the local cache or a package), none "
+                        "(random init), a weights name, or a .pth/.safetensors file; "
+                        "default: %(default)s")
+    if search:
+        g.add_argument("--freeze-depth", type=_freeze_depth, nargs="+", default=[0, "all"],
+                       metavar="K", help="freeze depths to try (ints and/or 'all'); "
+                                         "default: 0 all")
+        g.add_argument("--strategy", nargs="+", default=["depth"], metavar="NAME",
+                       help="freezing strategies to try (see `sktransfer freezers`); "
+                            "default: depth")
+    else:
+        g.add_argument("--freeze-depth", type=_freeze_depth, default="all", metavar="K",
+                       help="frozen blocks: an int (negative counts from the top) or 'all' "
+                            "(linear probe); default: %(default)s")
+        g.add_argument("--strategy", default="depth", metavar="NAME",
+                       help="freezing strategy (see `sktransfer freezers`); default: "
+                            "%(default)s")
+    g.add_argument("--strategy-option", type=_option, action="append", default=[],
+                   metavar="KEY=VALUE", help="option of the strategy, e.g. decay=0.3 "
+                                             "(repeatable)")
+    g.add_argument("--image-size", type=_positive_int, default=None, metavar="PX",
+                   help="side of the square network input; default: the weights' own")
+    g.add_argument("--augment", choices=["none", "flip", "light"], default="none",
+                   help="training-time augmentation; default: %(default)s")
+    t = p.add_argument_group("training")
+    t.add_argument("--epochs", type=_positive_int, default=10, metavar="N",
+                   help="epochs; default: %(default)s")
+    t.add_argument("--lr", type=_positive_float, default=1e-3, help="learning rate; "
+                                                                     "default: %(default)s")
+    t.add_argument("--batch-size", type=_positive_int, default=32, metavar="N",
+                   help="default: %(default)s")
+    t.add_argument("--device", default="auto", help="auto, cpu or cuda; default: %(default)s")
+    t.add_argument("--seed", type=int, default=0, help="random seed; default: %(default)s")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="Transfer learning from the shell: pretrained backbones, "
+                               "a grid-searchable freeze depth, plugins.",
+        epilog=f"Run `{PROG} COMMAND --help` for the options of a command.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--traceback", action="store_true",
+                        help="show the full Python traceback on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("backbones", help="list backbones (plugins included) and whether "
+                                         "their pretrained weights are available offline",
+                       description="List registered backbones, the package that provides "
+                                   "each, and whether its weights='DEFAULT' can be loaded "
+                                   "offline.")
+    p.add_argument("pattern", nargs="?", default=None, metavar="PATTERN",
+                   help="fnmatch pattern, e.g. 'resnet*' or '*lite*'")
+    p.add_argument("--no-weights", dest="check_weights", action="store_false",
+                   help="do not check weight availability (faster)")
+    p.set_defaults(func=cmd_backbones)
+
+    p = sub.add_parser("freezers", help="list freezing strategies",
+                       description="List registered freezing strategies (plugins included).")
+    p.add_argument("pattern", nargs="?", default=None, metavar="PATTERN")
+    p.set_defaults(func=cmd_freezers)
+
+    p = sub.add_parser("fit", help="fine-tune on a folder of images and save the model",
+                       description="Fit a TransferClassifier on IMAGE_DIR (one sub-folder "
+                                   "per class) and save it with joblib.")
+    p.add_argument("image_dir", metavar="IMAGE_DIR", help="folder with one sub-folder per class")
+    p.add_argument("--out", "-o", default="model.joblib", metavar="FILE",
+                   help="where to write the fitted model; default: %(default)s")
+    p.add_argument("--plot", metavar="PNG", default=None,
+                   help="also write the learning curve to this PNG file")
+    p.add_argument("--quiet", "-q", action="store_true", help="no epoch table")
+    _add_model_options(p)
+    p.set_defaults(func=cmd_fit)
+
+    p = sub.add_parser("predict", help="predict labels of images with a saved model (CSV)",
+                       description="Write path,label,probability CSV rows to stdout, one per "
+                                   "image. Folders are searched for image files.")
+    p.add_argument("model", metavar="MODEL", help="a model written by `sktransfer fit`")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders")
+    p.add_argument("--no-header", dest="header", action="store_false",
+                   help="omit the CSV header line")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("search", help="grid-search freeze depth (and strategy) with "
+                                      "cross-validation",
+                       description="Cross-validate every combination of --freeze-depth and "
+                                   "--strategy on IMAGE_DIR, print a table, plot the score "
+                                   "against freeze depth.")
+    p.add_argument("image_dir", metavar="IMAGE_DIR", help="folder with one sub-folder per class")
+    p.add_argument("--cv", type=_positive_int, default=_CV_DEFAULT, metavar="K",
+                   help="cross-validation folds; default: %(default)s")
+    p.add_argument("--plot", metavar="PNG", default="freeze_depth.png",
+                   help="where to write the plot; default: %(default)s ('' for none)")
+    p.add_argument("--out", "-o", default=None, metavar="FILE",
+                   help="also save the best model (refit on all images) here")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    _add_model_options(p, search=True)
+    p.set_defaults(func=cmd_search)
+    return parser
+
+
+# -- helpers -----------------------------------------------------------------------------
+def _load_folder(image_dir: str):
+    from ._data import load_image_folder
+
+    paths, labels = load_image_folder(image_dir)
+    classes, counts = _class_counts(labels)
+    if len(classes) < 2:
+        raise CLIError(f"{image_dir!r} has one class folder ({classes[0]!r}); a classifier "
+                       f"needs at least 2 sub-folders of images")
+    return paths, labels
+
+
+def _class_counts(labels):
+    import numpy as np
+
+    classes, counts = np.unique(labels, return_counts=True)
+    return classes.tolist(), counts.tolist()
+
+
+def _classifier(args, **overrides):
+    from . import TransferClassifier
+
+    params = dict(backbone=args.backbone, weights=args.weights,
+                  freeze_depth=args.freeze_depth, freeze_strategy=args.strategy,
+                  image_size=args.image_size,
+                  augment=None if args.augment == "none" else args.augment,
+                  max_epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
+                  device=args.device, random_state=args.seed)
+    params.update({f"freeze_strategy__{k}": v for k, v in args.strategy_option})
+    params.update(overrides)
+    return TransferClassifier(**params)
+
+
+def _check_backbone(name: str) -> None:
+    """Fail early, with a suggestion, on an unknown backbone name."""
+    from .backbones import BACKBONES
+
+    BACKBONES._resolve(name)
+
+
+def _check_output(path: str) -> None:
+    parent = Path(path).expanduser().resolve().parent
+    if not parent.is_dir():
+        raise CLIError(f"cannot write {path!r}: folder {str(parent)!r} does not exist")
+    if Path(path).is_dir():
+        raise CLIError(f"cannot write {path!r}: it is a folder")
+
+
+def _save_figure(fig, path: str) -> None:
+    fig.savefig(path, dpi=110)
+    print(f"plot written to {path}", file=sys.stderr)
+
+
+def _weights_status(name: str) -> str:
+    """Whether ``weights="DEFAULT"`` of backbone ``name`` loads without network."""
+    from .backbones import BACKBONES, MissingWeightsError, get_backbone
+    from .backbones._torchvision import _family
+
+    if BACKBONES.source(name) == "sktransfer" and _family(name) is not None:
+        # torchvision: look for the checkpoint file instead of building the model
+        try:
+            import torchvision.models
+
+            from .backbones._weights import hub_checkpoint_dir
+
+            url = torchvision.models.get_model_weights(name).DEFAULT.url
+        except Exception:  # noqa: BLE001 - no weights listed for this model
+            return "none"
+        return "yes" if (hub_checkpoint_dir() / url.rsplit("/", 1)[-1]).is_file() else "no"
+    try:
+        get_backbone(name, weights="DEFAULT")
+    except MissingWeightsError:
+        return "no"
+    except (ValueError, TypeError) as exc:
+        return "none" if "no pretrained weights" in str(exc) else "?"
+    except Exception:  # noqa: BLE001 - a plugin's own failure must not stop the listing
+        return "?"
+    return "yes"
+
+
+def _table(rows, header) -> str:
+    rows = [[str(c) for c in r] for r in rows]
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
+              for i, h in enumerate(header)]
+    line = "  ".join(h.ljust(w) for h, w in zip(header, widths))
+    out = [line.rstrip(), "  ".join("-" * w for w in widths)]
+    out += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    return "\n".join(out)
+
+
+# -- commands ----------------------------------------------------------------------------
+def cmd_backbones(args) -> int:
+    from .backbones import BACKBONES, list_backbones
+
+    names = list_backbones(args.pattern)
+    if not names:
+        raise CLIError(f"no backbone matches {args.pattern!r}; run `{PROG} backbones` for all")
+    rows = []
+    progress = _progress(names, "checking weights", disable=not args.check_weights
+                         or len(names) < 4)
+    for name in progress:
+        source = BACKBONES.source(name)
+        status = _weights_status(name) if args.check_weights else "-"
+        rows.append((name, source, status))
+    print(_table(rows, ("backbone", "from", "weights offline")))
+    for name, why in BACKBONES.failed().items():
+        print(f"warning: plugin {name!r} failed to load ({why})", file=sys.stderr)
+    if args.check_weights:
+        print("\nweights offline: yes = weights='DEFAULT' loads now; no = pretrained weights "
+              "exist but are not on this machine; none = no pretrained weights "
+              "(use --weights none)", file=sys.stderr)
+    return 0
+
+
+def cmd_freezers(args) -> int:
+    from .freezing import FREEZERS, list_freezers
+
+    names = list_freezers(args.pattern)
+    if not names:
+        raise CLIError(f"no freezing strategy matches {args.pattern!r}; run "
+                       f"`{PROG} freezers` for all")
+    rows = []
+    for name in names:
+        builder = FREEZERS.builder(name)
+        doc = (getattr(builder, "__doc__", None) or "").strip().splitlines()
+        summary = doc[0].split(":", 1)[-1].strip().replace("``", "") if doc else ""
+        rows.append((name, FREEZERS.source(name), summary))
+    print(_table(rows, ("strategy", "from", "what it does")))
+    return 0
+
+
+def cmd_fit(args) -> int:
+    import joblib
+
+    _check_output(args.out)
+    if args.plot:
+        _check_output(args.plot)
+    paths, labels = _load_folder(args.image_dir)
+    _check_backbone(args.backbone)
+    classes, counts = _class_counts(labels)
+    print(f"fitting {args.backbone} (freeze_depth={args.freeze_depth}, strategy="
+          f"{args.strategy}) on {len(paths)} images of {len(classes)} classes: "
+          + ", ".join(f"{c} ({n})" for c, n in zip(classes, counts)), file=sys.stderr)
+    clf = _classifier(args, verbose=0 if args.quiet else 1)
+    start = time.perf_counter()
+    # skorch's epoch table goes to stdout via print; keep stdout for results
+    with _stdout_to_stderr():
+        clf.fit(paths, labels)
+    elapsed = time.perf_counter() - start
+    joblib.dump(clf, args.out)
+    print(f"training accuracy {clf.score(paths, labels):.3f}; fit took {elapsed:.1f} s; "
+          f"model written to {args.out}")
+    if args.plot:
+        from .plotting import plot_history
+
+        _save_figure(plot_history(clf), args.plot)
+    return 0
+
+
+def _image_files(items) -> list[str]:
+    from ._data import IMAGE_EXTENSIONS
+
+    files = []
+    for item in items:
+        p = Path(item)
+        if p.is_dir():
+            found = sorted(str(f) for f in p.rglob("*") if f.is_file()
+                           and f.suffix.lower() in IMAGE_EXTENSIONS
+                           and not any(part.startswith(".") for part in f.relative_to(p).parts))
+            if not found:
+                raise CLIError(f"no image files found in folder {item!r}")
+            files += found
+        elif p.is_file():
+            files.append(str(p))
+        else:
+            raise CLIError(f"image file not found: {item!r}")
+    return files
+
+
+def cmd_predict(args) -> int:
+    import joblib
+    import numpy as np
+
+    model = Path(args.model)
+    if not model.is_file():
+        raise CLIError(f"model file not found: {args.model!r} (write one with "
+                       f"`{PROG} fit IMAGE_DIR --out {args.model}`)")
+    files = _image_files(args.images)
+    try:
+        clf = joblib.load(model)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means "not a model"
+        raise CLIError(f"cannot read model {args.model!r}: {type(exc).__name__}: {exc}") \
+            from exc
+    if not hasattr(clf, "predict_proba") or not hasattr(clf, "classes_"):
+        raise CLIError(f"{args.model!r} does not hold a fitted classifier "
+                       f"({type(clf).__name__})")
+    proba = clf.predict_proba(files)
+    best = np.argmax(proba, axis=1)
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    if args.header:
+        writer.writerow(["path", "label", "probability"])
+    for path, index, row in zip(files, best, proba):
+        writer.writerow([path, clf.classes_[index], f"{row[index]:.4f}"])
+    return 0
+
+
+def cmd_search(args) -> int:
+    import joblib
+    import numpy as np
+    from sklearn.metrics import get_scorer
+    from sklearn.model_selection import GridSearchCV, StratifiedKFold
+
+    if args.out:
+        _check_output(args.out)
+    if args.plot:
+        _check_output(args.plot)
+    paths, labels = _load_folder(args.image_dir)
+    _check_backbone(args.backbone)
+    from .freezing import FREEZERS
+
+    for name in args.strategy:
+        FREEZERS._resolve(name)
+    classes, counts = _class_counts(labels)
+    if args.cv < 2:
+        raise CLIError("--cv must be at least 2")
+    if min(counts) < args.cv:
+        small = classes[int(np.argmin(counts))]
+        raise CLIError(f"class {small!r} has {min(counts)} image(s), fewer than --cv "
+                       f"{args.cv}; add images or lower --cv")
+    grid = {"freeze_depth": list(dict.fromkeys(args.freeze_depth)),
+            "freeze_strategy": list(dict.fromkeys(args.strategy))}
+    n_fits = len(grid["freeze_depth"]) * len(grid["freeze_strategy"]) * args.cv
+    print(f"searching {n_fits // args.cv} settings x {args.cv} folds of {args.backbone} on "
+          f"{len(paths)} images of {len(classes)} classes", file=sys.stderr)
+    bar = _progress(None, "cross-validating", total=n_fits, disable=args.quiet)
+    accuracy = get_scorer("accuracy")
+
+    def scorer(estimator, X, y):  # counts finished fits for the progress bar
+        bar.update(1)
+        return accuracy(estimator, X, y)
+
+    search = GridSearchCV(_classifier(args, freeze_depth=grid["freeze_depth"][0]), grid,
+                          cv=StratifiedKFold(args.cv, shuffle=True, random_state=args.seed),
+                          scoring=scorer, error_score="raise", refit=bool(args.out))
+    start = time.perf_counter()
+    try:
+        search.fit(paths, labels)
+    finally:
+        bar.close()
+    elapsed = time.perf_counter() - start
+    res = search.cv_results_
+    order = np.argsort(res["rank_test_score"], kind="stable")
+    rows = [(res["rank_test_score"][i], res["param_freeze_depth"][i],
+             res["param_freeze_strategy"][i], f"{res['mean_test_score'][i]:.3f}",
+             f"{res['std_test_score'][i]:.3f}", f"{res['mean_fit_time'][i]:.1f}")
+            for i in order]
+    print(_table(rows, ("rank", "freeze_depth", "strategy", "accuracy", "std",
+                        "fit time (s)")))
+    best = search.best_params_
+    print(f"best: freeze_depth={best['freeze_depth']} strategy={best['freeze_strategy']} "
+          f"(accuracy {search.best_score_:.3f}, {args.cv}-fold CV); search took {elapsed:.1f} s")
+    if args.plot:
+        from .plotting import plot_freeze_depth
+
+        _save_figure(plot_freeze_depth(search, title=f"{args.backbone}: accuracy against "
+                                                     f"freeze depth"), args.plot)
+    if args.out:
+        joblib.dump(search.best_estimator_, args.out)
+        print(f"best model written to {args.out}", file=sys.stderr)
+    return 0
+
+
+# -- plumbing ----------------------------------------------------------------------------
+class _stdout_to_stderr:
+    def __enter__(self):
+        self._old = sys.stdout
+        sys.stdout = sys.stderr
+
+    def __exit__(self, *exc):
+        sys.stdout = self._old
+
+
+def _progress(iterable, desc, total=None, disable=False):
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, desc=desc, total=total, disable=disable, file=sys.stderr,
+                leave=False, dynamic_ncols=True)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, KeyError) and len(exc.args) == 1:
+        text = str(exc.args[0])
+    return " ".join(text.split())
+
+
+def main(argv=None) -> int:
+    """Run the ``sktransfer`` command with ``argv`` (default: ``sys.argv[1:]``).
+
+    Returns the exit code instead of exiting, so it can be called from Python.
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, usage errors
+        return int(exc.code or 0) if not isinstance(exc.code, str) else 2
+    show_traceback = args.traceback or os.environ.get("SKTRANSFER_TRACEBACK", "") not in ("",
+                                                                                          "0")
+    from sklearn.exceptions import NotFittedError
+
+    from ._registry import PluginError
+
+    expected = (CLIError, ValueError, TypeError, OSError, PluginError, NotFittedError,
+                ImportError)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `sktransfer predict ... | head`
+        try:
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the final flush
+        except OSError:
+            pass
+        return 0
+    except expected as exc:
+        if show_traceback:
+            raise
+        print(f"{PROG} {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        return getattr(exc, "code", 1) if isinstance(exc, CLIError) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

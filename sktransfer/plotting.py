@@ -1,0 +1,187 @@
+"""Pictures of a transfer-learning fit: score against freeze depth, learning curves.
+
+Every function returns a :class:`matplotlib.figure.Figure` built without
+``pyplot``, so nothing global changes, no window opens, and it works on a
+machine without a display: save it with ``fig.savefig("plot.png")`` or let a
+notebook show it. matplotlib is imported on first use only; it is an optional
+dependency (``pip install sktransfer[plot]``).
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+__all__ = ["plot_freeze_depth", "plot_history"]
+
+
+def _matplotlib():
+    try:
+        import matplotlib
+    except ImportError as exc:
+        raise ImportError("sktransfer.plotting needs matplotlib, which is not installed; "
+                          "pip install 'sktransfer[plot]' (or pip install matplotlib)") from exc
+    from matplotlib.figure import Figure
+
+    return matplotlib, Figure
+
+
+def _new_axes(ax, figsize):
+    """``ax`` and its figure, or a fresh Agg-backed figure with one axes."""
+    _, Figure = _matplotlib()
+    if ax is not None:
+        return ax.figure, ax
+    fig = Figure(figsize=figsize, layout="constrained")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig)  # Agg, whatever backend pyplot would pick
+    return fig, fig.add_subplot()
+
+
+def _depth_order(value):
+    """Sort key: ints by stage count (negatives count from the top), then "all"."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return (0, value) if value >= 0 else (1, value)
+    return (2, str(value))
+
+
+def _label(value) -> str:
+    if isinstance(value, type):
+        return value.__name__
+    if isinstance(value, str):
+        return value
+    name = type(value).__name__
+    return name if not isinstance(value, (numbers.Number, tuple, list)) else repr(value)
+
+
+def plot_freeze_depth(search, param: str = "freeze_depth", ax=None, title: str | None = None):
+    """Cross-validated score against ``freeze_depth``, one line per other setting.
+
+    Parameters
+    ----------
+    search : fitted GridSearchCV / RandomizedSearchCV, or its ``cv_results_`` dict
+        A search whose grid includes ``param`` (optionally under a pipeline
+        prefix, e.g. ``transferclassifier__freeze_depth``).
+    param : str, default="freeze_depth"
+        The parameter on the x axis; every other varying parameter (such as
+        ``freeze_strategy``) gets its own line.
+    ax : matplotlib Axes, optional
+        Draw there instead of on a new figure.
+    title : str, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Mean test score with a +-1 std band; the best candidate is ringed.
+
+    Examples
+    --------
+    >>> fig = plot_freeze_depth(search)          # doctest: +SKIP
+    >>> fig.savefig("freeze_depth.png")          # doctest: +SKIP
+    """
+    results = getattr(search, "cv_results_", search)
+    if not isinstance(results, dict) or "params" not in results:
+        raise TypeError(f"plot_freeze_depth needs a fitted GridSearchCV (or its cv_results_), "
+                        f"got {type(search).__name__}")
+    params = results["params"]
+    key = next((k for k in params[0] if k == param or k.endswith("__" + param)), None) \
+        if params else None
+    if key is None:
+        raise ValueError(f"the search did not vary {param!r}; its parameters are "
+                         f"{sorted(params[0]) if params else []}")
+    means = np.asarray(results["mean_test_score"], dtype=float)
+    stds = np.asarray(results.get("std_test_score", np.zeros_like(means)), dtype=float)
+    others = sorted({k for p in params for k in p if k != key})
+    varying = [k for k in others if len({repr(p.get(k)) for p in params}) > 1]
+
+    depths = sorted({p[key] for p in params}, key=_depth_order)
+    position = {repr(d): i for i, d in enumerate(depths)}
+    lines: dict[str, list[int]] = {}
+    for i, p in enumerate(params):
+        name = ", ".join(f"{k.split('__')[-1]}={_label(p.get(k))}" for k in varying) or "score"
+        lines.setdefault(name, []).append(i)
+
+    fig, ax = _new_axes(ax, (6.4, 4.2))
+    for name, rows in lines.items():
+        rows = sorted(rows, key=lambda r: position[repr(params[r][key])])
+        x = np.array([position[repr(params[r][key])] for r in rows])
+        m, s = means[rows], stds[rows]
+        ok = np.isfinite(m)
+        ax.plot(x[ok], m[ok], marker="o", label=name)
+        ax.fill_between(x[ok], (m - s)[ok], (m + s)[ok], alpha=0.2)
+    if np.isfinite(means).any():
+        best = int(np.nanargmax(means))
+        ax.plot([position[repr(params[best][key])]], [means[best]], marker="o", ms=14,
+                mfc="none", mec="black", mew=1.5, ls="none", label="best")
+    ax.set_xticks(range(len(depths)), [str(d) for d in depths])
+    ax.set_xlabel(f"{param} (frozen blocks; negative = counted from the top, "
+                  f"'all' = linear probe)" if param == "freeze_depth" else param)
+    scoring = results.get("scoring") or "score"
+    ax.set_ylabel(f"cross-validated {scoring if isinstance(scoring, str) else 'score'}")
+    ax.set_title(title or f"Score against {param}")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    return fig
+
+
+def plot_history(classifier, ax=None, title: str | None = None):
+    """Learning curve of a fitted :class:`~sktransfer.TransferClassifier` (or any skorch net).
+
+    Training loss per epoch, validation loss when a validation split was used,
+    and validation accuracy on a second axis when recorded.
+
+    Parameters
+    ----------
+    classifier : fitted skorch net, or its ``history``
+    ax : matplotlib Axes, optional
+    title : str, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    history = getattr(classifier, "history", classifier)
+    try:
+        epochs = list(history[:, "epoch"])
+    except (KeyError, TypeError, IndexError) as exc:
+        raise ValueError(f"plot_history needs a fitted skorch net or its history; "
+                         f"{type(classifier).__name__} has no recorded epochs (fit it "
+                         f"first)") from exc
+    if not epochs:
+        raise ValueError("the history is empty: fit the classifier first")
+
+    def column(name):
+        values = [row.get(name) for row in history]
+        if all(v is None for v in values):
+            return None
+        return np.array([np.nan if v is None else float(v) for v in values])
+
+    fig, ax = _new_axes(ax, (6.4, 4.2))
+    train = column("train_loss")
+    valid = column("valid_loss")
+    acc = column("valid_acc")
+    handles = []
+    if train is not None:
+        handles += ax.plot(epochs, train, marker=".", label="train loss")
+    if valid is not None:
+        handles += ax.plot(epochs, valid, marker=".", label="validation loss")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss (cross-entropy)")
+    ax.grid(alpha=0.3)
+    if acc is not None:
+        twin = ax.twinx()
+        handles += twin.plot(epochs, acc, color="tab:green", marker=".",
+                             label="validation accuracy")
+        twin.set_ylabel("accuracy")
+        twin.set_ylim(0, 1.02)
+    if handles:
+        ax.legend(handles=handles, labels=[h.get_label() for h in handles], fontsize="small")
+    name = "model" if history is classifier else type(classifier).__name__
+    details = []
+    for attr in ("backbone", "freeze_depth", "freeze_strategy"):
+        if hasattr(classifier, attr):
+            details.append(f"{attr}={_label(getattr(classifier, attr))}")
+    ax.set_title(title or f"Learning curve of {name}" + (f"\n{', '.join(details)}"
+                                                         if details else ""))
+    return fig

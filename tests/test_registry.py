@@ -1,0 +1,163 @@
+import importlib.metadata
+import warnings
+
+import pytest
+
+import sktransfer
+from sktransfer import (PluginError, get_backbone, get_freezer, list_backbones, list_freezers,
+                        register_backbone, register_freezer)
+from sktransfer._registry import Registry
+from sktransfer.backbones import BACKBONES, Backbone, GlobalPool
+from sktransfer.freezing import FREEZERS, FreezeStrategy
+from torch import nn
+
+
+def _tiny(weights=None):
+    return Backbone("tmp", [nn.Conv2d(3, 4, 3)], GlobalPool(), num_features=4)
+
+
+def test_builtins_come_through_entry_points():
+    assert BACKBONES.source("tiny_cnn") == "sktransfer"
+    assert BACKBONES.source("resnet18") == "sktransfer"
+    assert FREEZERS.source("depth") == "sktransfer"
+    assert {"depth", "gradual", "discriminative", "bitfit", "lp_ft"} <= set(list_freezers())
+
+
+def test_fnmatch_filter():
+    assert list_backbones("resnet1*") == ["resnet101", "resnet152", "resnet18"]
+    assert list_freezers("*fit") == ["bitfit"]
+    assert list_backbones("no-such-*") == []
+
+
+def test_torchvision_families_listed():
+    names = set(list_backbones())
+    for name in ["resnet18", "mobilenet_v2", "mobilenet_v3_small", "efficientnet_b0",
+                 "convnext_tiny", "regnet_x_400mf", "densenet121", "vit_b_16", "swin_t"]:
+        assert name in names
+
+
+def test_register_and_duplicate_is_error():
+    register_backbone("tmp_net")(_tiny)
+    try:
+        assert "tmp_net" in list_backbones()
+        assert isinstance(get_backbone("tmp_net"), Backbone)
+        with pytest.raises(ValueError, match="already registered"):
+            register_backbone("tmp_net", _tiny)
+        with pytest.raises(ValueError, match="already registered"):
+            register_backbone("tiny_cnn", _tiny)
+    finally:
+        BACKBONES.unregister("tmp_net")
+    assert "tmp_net" not in list_backbones()
+
+
+def test_unknown_name_suggests_close_matches():
+    with pytest.raises(ValueError, match=r"unknown backbone 'resnet81'.*did you mean 'resnet18'"
+                                         r".*list_backbones\(\)"):
+        get_backbone("resnet81")
+    with pytest.raises(ValueError, match=r"did you mean 'gradual'.*list_freezers\(\)"):
+        get_freezer("gradul")
+    with pytest.raises(TypeError, match="must be a string"):
+        get_backbone(18)
+
+
+def test_namespace_registration_exact_name_wins():
+    calls = []
+
+    @register_backbone("zoo/*")
+    def zoo(name, weights=None):
+        calls.append(name)
+        return _tiny()
+
+    zoo.list_names = lambda: ["zoo/a", "zoo/b"]
+    try:
+        get_backbone("zoo/anything")
+        assert calls == ["zoo/anything"]
+        assert {"zoo/a", "zoo/b"} <= set(list_backbones("zoo/*"))
+        register_backbone("zoo/special")(_tiny)
+        get_backbone("zoo/special")
+        assert calls == ["zoo/anything"]
+    finally:
+        BACKBONES.unregister("zoo/*")
+        BACKBONES.unregister("zoo/special")
+
+
+def test_register_freezer_decorator():
+    @register_freezer("noop_test")
+    class Noop(FreezeStrategy):
+        def __init__(self, strength=1):
+            self.strength = strength
+
+    try:
+        f = get_freezer("noop_test", strength=3)
+        assert isinstance(f, Noop) and f.strength == 3
+    finally:
+        FREEZERS.unregister("noop_test")
+
+
+def _fake_entry_points(extra):
+    real = importlib.metadata.entry_points
+
+    def entry_points(**kw):
+        found = list(real(**kw))
+        if kw.get("group") == "sktransfer.backbones":
+            found += extra
+        return found
+
+    return entry_points
+
+
+def test_broken_plugin_warns_by_name_and_others_work(monkeypatch):
+    good = importlib.metadata.EntryPoint("fake_good", "sktransfer.backbones._tiny:tiny_cnn",
+                                         "sktransfer.backbones")
+    bad = importlib.metadata.EntryPoint("fake_broken", "no_such_module_xyz:build",
+                                        "sktransfer.backbones")
+    monkeypatch.setattr(importlib.metadata, "entry_points", _fake_entry_points([good, bad]))
+    registry = Registry("backbone", "sktransfer.backbones", "list_backbones")
+    with pytest.warns(RuntimeWarning, match=r"fake_broken.*No module named 'no_such_module_xyz'"):
+        names = registry.list()
+    assert "fake_good" in names and "tiny_cnn" in names and "fake_broken" not in names
+    assert isinstance(registry.get("fake_good"), Backbone)
+    with pytest.raises(PluginError, match="fake_broken.*failed to load") as info:
+        registry.get("fake_broken")
+    assert isinstance(info.value.__cause__, ModuleNotFoundError)
+    assert "fake_broken" in registry.failed()
+
+
+def test_strict_plugins_env_turns_warning_into_error(monkeypatch):
+    bad = importlib.metadata.EntryPoint("fake_broken", "no_such_module_xyz:build",
+                                        "sktransfer.backbones")
+    monkeypatch.setattr(importlib.metadata, "entry_points", _fake_entry_points([bad]))
+    monkeypatch.setenv("SKTRANSFER_STRICT_PLUGINS", "1")
+    registry = Registry("backbone", "sktransfer.backbones", "list_backbones")
+    with pytest.raises(PluginError, match="fake_broken"):
+        registry.list()
+
+
+def test_discovery_is_lazy_and_once(monkeypatch):
+    calls = []
+    real = importlib.metadata.entry_points
+
+    def counting(**kw):
+        calls.append(kw.get("group"))
+        return real(**kw)
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", counting)
+    registry = Registry("backbone", "sktransfer.backbones", "list_backbones")
+    assert calls == []
+    registry.list()
+    registry.get("tiny_cnn")
+    registry.list("res*")
+    assert calls == ["sktransfer.backbones"]
+    registry.refresh()
+    registry.list()
+    assert len(calls) == 2
+
+
+def test_refresh_plugins_keeps_runtime_registrations():
+    register_backbone("tmp_keep")(_tiny)
+    try:
+        sktransfer.refresh_plugins()
+        assert "tmp_keep" in list_backbones()
+        assert "tiny_cnn" in list_backbones()
+    finally:
+        BACKBONES.unregister("tmp_keep")
