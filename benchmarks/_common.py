@@ -32,7 +32,8 @@ N_CLASSES = 4
 
 
 # -- data ---------------------------------------------------------------------------
-def make_images(n: int, size: int, seed: int = 0, n_classes: int = N_CLASSES):
+def make_images(n: int, size: int, seed: int = 0, n_classes: int = N_CLASSES,
+                tint: float = 0.15):
     """``n`` uint8 NHWC images whose class shows as a colour tint and a stripe direction.
 
     The signal is learnable but not trivial: each class shifts the mean colour a
@@ -55,7 +56,7 @@ def make_images(n: int, size: int, seed: int = 0, n_classes: int = N_CLASSES):
         stripes = np.sin(2 * np.pi * freq * (np.cos(angle) * xx + np.sin(angle) * yy) + phase)
         img = 0.5 + rng.uniform(-0.15, 0.15) \
             + 0.10 * stripes[..., None] \
-            + 0.035 * tints[c][None, None, :] \
+            + tint * tints[c][None, None, :] \
             + rng.normal(0, 0.12, (size, size, 3))
         X[i] = np.clip(img * 255, 0, 255).astype(np.uint8)
     return X, y

@@ -9,7 +9,7 @@ import warnings
 import numpy as np
 import torch
 from sklearn.exceptions import NotFittedError
-from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.multiclass import check_classification_targets, unique_labels
 from sklearn.utils.validation import column_or_1d
 from skorch import NeuralNetClassifier
 from skorch.dataset import Dataset as SkorchDataset
@@ -215,6 +215,8 @@ class TransferClassifier(NeuralNetClassifier):
         if y is None:
             raise ValueError("requires y to be passed, but the target y is None: "
                              "TransferClassifier.fit needs labels")
+        if isinstance(y, (list, tuple)):
+            unique_labels(y)  # "Mix of label input types" before numpy turns 1 into "1"
         y = column_or_1d(np.asarray(y) if not hasattr(y, "iloc") else y.to_numpy(), warn=True)
         if len(y) != n_samples:
             raise ValueError(f"X and y have different lengths: {n_samples} samples in X, "

@@ -113,7 +113,7 @@ class VectorInput:
 # -- arrays ------------------------------------------------------------------------
 def _array_to_tensor(sample: np.ndarray) -> torch.Tensor:
     """(H, W, C) / (C, H, W) / (H, W) sample, already layout-checked -> float CHW in [0,1]."""
-    t = torch.as_tensor(np.asarray(sample))
+    t = torch.as_tensor(np.ascontiguousarray(sample))  # views like X[..., ::-1] have negative strides
     if t.is_floating_point():
         return t.to(torch.float32)
     return t.to(torch.float32) / 255.0
@@ -180,6 +180,8 @@ def _image_array(array, name="X") -> ImageInput:
     if isinstance(array, torch.Tensor):
         array = array.detach().cpu().numpy()
     _check_numeric(array, name)
+    if array.dtype.kind == "f" and array.dtype.itemsize > 8:  # torch has no float128
+        array = array.astype(np.float64)
     layout = _layout(array.shape, name)
     if min(array.shape[1:]) < 1:
         raise ValueError(f"{name} has shape {array.shape}: images must have at least 1x1 pixel")
@@ -192,6 +194,8 @@ def _pil_to_tensor(img, where: str) -> torch.Tensor:
     if img.mode not in ("RGB", "L"):
         if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
             arr = np.asarray(img, dtype=np.float32)
+            if not np.isfinite(arr).all():
+                raise ValueError(f"{where} holds NaN or infinite pixel values")
             peak = 65535.0 if img.mode.startswith("I;16") else max(float(arr.max()), 1.0)
             return torch.from_numpy(np.clip(arr / peak, 0, 1))[None]
         if img.mode in ("LA", "La"):
@@ -212,7 +216,8 @@ def _decode_path(path: str) -> torch.Tensor:
             return _pil_to_tensor(img, path)
     except FileNotFoundError:
         raise FileNotFoundError(f"image file not found: {path!r}") from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError,
+            SyntaxError) as exc:
         raise ValueError(f"cannot decode image file {path!r}: {exc}") from exc
 
 
@@ -230,7 +235,8 @@ def _check_paths(paths: Sequence[str]) -> None:
         try:  # reads the header only: cheap, and catches non-images before training
             with Image.open(p) as img:
                 img.size  # noqa: B018
-        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError,
+                SyntaxError) as exc:
             raise ValueError(f"X[{i}] is not a decodable image file: {p!r} ({exc})") from exc
 
 
@@ -252,6 +258,8 @@ def as_input(X, vector_ok: bool = True, image_ok: bool = True, name: str = "X"):
     elif hasattr(X, "columns") and hasattr(X, "to_numpy"):  # DataFrame
         X = X.to_numpy()
     if isinstance(X, torch.Tensor):
+        if X.dtype == torch.bfloat16:  # numpy has no bfloat16
+            X = X.float()
         if X.dim() == 2:
             X = X.detach().cpu().numpy()
         else:

@@ -237,7 +237,7 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
         hi = min(lo + self.batch_size, len(source))
         if source.form == "vector":
             return torch.from_numpy(np.asarray(items[lo:hi], dtype=np.float32))
-        raw = np.asarray(items.array[lo:hi])
+        raw = np.ascontiguousarray(items.array[lo:hi])  # no negative strides for torch
         t = torch.from_numpy(raw if raw.flags.writeable else raw.copy())
         t = {"nhwc": lambda a: a.permute(0, 3, 1, 2), "nhw": lambda a: a[:, None],
              "nchw": lambda a: a}[items.layout](t)

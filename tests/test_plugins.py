@@ -305,19 +305,19 @@ def test_l2sp_penalty_is_zero_at_start_and_grows_with_drift(plugins):
                         freeze_depth=7, max_epochs=1, lr=1e-3)
     strategy = get_freezer("l2sp", alpha=2.0, beta=0.0)
     strategy.setup(ctx)
-    assert float(strategy.penalty(ctx)) == 0.0
+    assert strategy.penalty(ctx).item() == 0.0
     assert not any(p.requires_grad for p in net.blocks[0].parameters())
     assert strategy.frozen_prefix(ctx) == 7
-    weight = net.blocks[7][0].weight  # head_conv's convolution: trainable
+    weight = net.blocks[8][0].weight  # head_conv's convolution: trainable
     with torch.no_grad():
         weight.add_(0.1)
     expected = 0.5 * 2.0 * 0.01 * weight.numel()
-    assert float(strategy.penalty(ctx)) == pytest.approx(expected, rel=1e-4)
+    assert strategy.penalty(ctx).item() == pytest.approx(expected, rel=1e-4)
     # beta: plain L2 on the head's weights (not its bias)
     head_only = get_freezer("l2sp", alpha=0.0, beta=1.0)
     head_only.setup(ctx)
     head_weight = net.head[-1].weight
-    assert float(head_only.penalty(ctx)) == pytest.approx(
+    assert head_only.penalty(ctx).item() == pytest.approx(
         0.5 * float((head_weight ** 2).sum()), rel=1e-5)
     with pytest.raises(ValueError, match="alpha must be a float >= 0"):
         get_freezer("l2sp", alpha=-1)
@@ -340,7 +340,7 @@ def test_l2sp_through_transfer_classifier(plugins, name, weights, freeze_depth, 
     clf.fit(X, y)
     assert type(clf.freezer_).__name__ == "L2SP" and clf.freezer_.alpha == 0.1
     assert clf.freezer_.drift() > 0  # the trainable stages moved, and were pulled back
-    assert float(clf.freezer_.penalty(clf.freeze_context_)) > 0
+    assert clf.freezer_.penalty(clf.freeze_context_).item() > 0
     assert np.isfinite(clf.history[:, "train_loss"]).all()
     if frozen_before is not None:  # frozen stages did not move
         for a, b in zip(frozen_before, clf.module_.blocks[0].parameters()):

@@ -150,6 +150,8 @@ def _create(arch: str, weights, image_size, in_channels):
                              f"'DEFAULT', a file path, or one of timm's tags {tags}")
         model = timm.create_model(arch, pretrained=False, **kwargs)
     cfg = dict(model.pretrained_cfg or {})
+    if cfg.get("tag") and "." not in arch:
+        arch = f"{arch}.{cfg['tag']}"  # name what is loaded: resnet18 -> resnet18.a1_in1k
     if not (cfg.get("hf_hub_id") or cfg.get("url") or cfg.get("file")):
         raise ValueError(f"timm has no pretrained weights for {arch!r}; use weights=None or a "
                          f"file path")
