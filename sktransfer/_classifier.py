@@ -463,6 +463,8 @@ class TransferClassifier(NeuralNetClassifier):
 
     def _predict_source(self, X):
         self._check_fitted()
+        if isinstance(X, Dataset):  # skorch's scoring callbacks pass the validation Subset
+            return X
         source = as_input(X)
         check_source_kind(source, self.backbone_)
         if isinstance(source, VectorInput) and source.n_features != self.n_features_in_:

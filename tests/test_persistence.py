@@ -316,8 +316,7 @@ def test_interrupted_fit_resumes_from_checkpoint(data, tmp_path, freeze_depth):
     # from the checkpoint (the frozen prefix too, before its activations are cached)
     def resumed(epochs, **kw):
         return _clf(freeze_depth=freeze_depth, max_epochs=epochs, random_state=99,
-                    callbacks=[Checkpoint(monitor=None, dirname=str(tmp_path)),
-                               LoadInitState(checkpoint)], **kw).fit(X, y)
+                    callbacks=[LoadInitState(checkpoint)], **kw).fit(X, y)
 
     at_checkpoint = resumed(0)
     np.testing.assert_array_equal(at_checkpoint.predict_proba(X), interrupted.predict_proba(X))
