@@ -12,7 +12,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils.multiclass import check_classification_targets, unique_labels
 from sklearn.utils.validation import column_or_1d
 from skorch import NeuralNetClassifier
-from skorch.dataset import Dataset as SkorchDataset
+from skorch.callbacks import EpochScoring
 from torch.utils.data import DataLoader, Dataset
 
 from ._cache import ACTIVATIONS, sample_keys, stage_fingerprints
@@ -47,6 +47,12 @@ def resolve_freeze_depth(freeze_depth, backbone) -> int:
                          f"the top) or 'all'")
     k = n + k if k < 0 else k
     return n + 1 if k == n else k
+
+
+def _encoded_accuracy(net, X, y):
+    """Validation accuracy on encoded labels (skorch's scorers see class indices)."""
+    proba = net.predict_proba(X)
+    return float(np.mean(np.argmax(proba, axis=1) == np.asarray(y)))
 
 
 class _ActivationInput:
@@ -187,6 +193,15 @@ class TransferClassifier(NeuralNetClassifier):
             self._params_to_validate.add(key)
         rest = {k: v for k, v in params.items() if k not in strategy_opts}
         return super().set_params(**rest) if rest else self
+
+    @property
+    def _default_callbacks(self):
+        callbacks = []
+        for name, cb in super()._default_callbacks:
+            if name == "valid_acc":
+                cb = EpochScoring(_encoded_accuracy, name="valid_acc", lower_is_better=False)
+            callbacks.append((name, cb))
+        return callbacks
 
     # -- device: "auto" stays the param; the resolved device is used while working --
     @contextlib.contextmanager

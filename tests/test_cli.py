@@ -1,0 +1,263 @@
+"""The `sktransfer` command, driven end to end on a temporary folder of image files."""
+
+import csv
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from sktransfer import list_backbones
+from sktransfer.cli import main
+
+FAST_FIT = ["--backbone", "tiny_cnn", "--weights", "none", "--epochs", "2", "--batch-size", "8"]
+
+
+@pytest.fixture
+def image_dir(tmp_path):
+    """photos/red/*.png and photos/blue/*.png: 6 small RGB images per class."""
+    rng = np.random.RandomState(0)
+    root = tmp_path / "photos"
+    for label, channel in [("red", 0), ("blue", 2)]:
+        (root / label).mkdir(parents=True)
+        for i in range(6):
+            pixels = (rng.rand(32, 32, 3) * 100).astype(np.uint8)
+            pixels[..., channel] += 150
+            Image.fromarray(pixels).save(root / label / f"{label}{i}.png")
+    (root / "README.txt").write_text("not an image, not a class folder")
+    return root
+
+
+@pytest.fixture
+def model_file(image_dir, tmp_path, capsys):
+    out = tmp_path / "model.joblib"
+    assert main(["fit", str(image_dir), *FAST_FIT, "--freeze-depth", "1", "--out", str(out),
+                 "--quiet"]) == 0
+    capsys.readouterr()
+    return out
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(code, err, expected_code=1, contains=""):
+    assert code == expected_code
+    assert "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert "error:" in last and contains in last, err
+
+
+# -- help, version --------------------------------------------------------------------
+@pytest.mark.parametrize("command", [[], ["backbones"], ["freezers"], ["fit"], ["predict"],
+                                     ["search"]])
+def test_every_command_has_help(capsys, command):
+    code, out, _ = run(capsys, *command, "--help")
+    assert code == 0
+    assert out.startswith("usage: sktransfer")
+
+
+def test_version(capsys):
+    code, out, _ = run(capsys, "--version")
+    assert code == 0 and out.strip().startswith("sktransfer 0.")
+
+
+def test_no_command_is_a_usage_error(capsys):
+    code, _, err = run(capsys)
+    assert code == 2 and "usage:" in err
+
+
+# -- listings --------------------------------------------------------------------------
+def test_backbones_lists_weight_availability(capsys):
+    code, out, _ = run(capsys, "backbones", "tiny*")
+    assert code == 0
+    row = next(line for line in out.splitlines() if line.startswith("tiny_cnn"))
+    assert row.split()[-1] == "none"  # tiny_cnn has no pretrained weights
+
+
+def test_backbones_torchvision_weights_missing_offline(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # an empty hub cache
+    code, out, _ = run(capsys, "backbones", "resnet18")
+    assert code == 0
+    assert out.splitlines()[-1].split() == ["resnet18", "sktransfer", "no"]
+
+
+@pytest.mark.skipif(not list_backbones("efficientnet_lite0"),
+                    reason="the sktransfer-efficientnet-lite plugin is not installed")
+def test_backbones_lists_plugin_with_shipped_weights(capsys):
+    code, out, _ = run(capsys, "backbones", "*lite*")
+    assert code == 0
+    assert out.splitlines()[-1].split() == ["efficientnet_lite0",
+                                            "sktransfer-efficientnet-lite", "yes"]
+
+
+def test_backbones_no_match(capsys):
+    code, _, err = run(capsys, "backbones", "nothing_like_this*")
+    assert_one_line_error(code, err, contains="no backbone matches")
+
+
+def test_freezers(capsys):
+    code, out, _ = run(capsys, "freezers")
+    assert code == 0
+    names = [line.split()[0] for line in out.splitlines()[2:]]
+    assert {"depth", "gradual", "discriminative", "bitfit", "lp_ft"} <= set(names)
+
+
+# -- fit / predict / search -------------------------------------------------------------
+def test_fit_writes_model_and_shows_epochs(capsys, image_dir, tmp_path):
+    out_file, plot = tmp_path / "m.joblib", tmp_path / "curve.png"
+    code, out, err = run(capsys, "fit", image_dir, *FAST_FIT, "--freeze-depth", "2",
+                         "--out", out_file, "--plot", plot)
+    assert code == 0, err
+    assert out_file.stat().st_size > 0
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot.stat().st_size > 5000
+    assert "train_loss" in err  # skorch's epoch table, kept off stdout
+    assert "model written to" in out and "training accuracy" in out
+
+
+def test_predict_writes_csv(capsys, image_dir, model_file):
+    files = sorted(str(p) for p in image_dir.rglob("*.png"))
+    code, out, err = run(capsys, "predict", model_file, files[0], image_dir / "red")
+    assert code == 0, err
+    rows = list(csv.reader(io.StringIO(out)))
+    assert rows[0] == ["path", "label", "probability"]
+    assert len(rows) == 1 + 1 + 6
+    assert rows[1][0] == files[0]
+    for path, label, probability in rows[1:]:
+        assert Path(path).is_file()
+        assert label in {"red", "blue"}
+        assert 0.5 <= float(probability) <= 1.0  # the predicted class of two
+
+
+def test_predict_without_header(capsys, image_dir, model_file):
+    code, out, _ = run(capsys, "predict", model_file, image_dir / "blue", "--no-header")
+    assert code == 0 and len(out.splitlines()) == 6 and not out.startswith("path")
+
+
+def test_search_prints_table_and_writes_plot(capsys, image_dir, tmp_path):
+    plot, best = tmp_path / "search.png", tmp_path / "best.joblib"
+    code, out, err = run(capsys, "search", image_dir, *FAST_FIT, "--freeze-depth", "0", "2",
+                         "all", "--strategy", "depth", "lp_ft", "--cv", "2", "--plot", plot,
+                         "--out", best)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].split()[:4] == ["rank", "freeze_depth", "strategy", "accuracy"]
+    table = lines[2:2 + 6]
+    assert sorted(line.split()[1] for line in table) == sorted(["0", "2", "all"] * 2)
+    assert lines[-1].startswith("best: freeze_depth=")
+    assert plot.read_bytes()[:4] == b"\x89PNG" and plot.stat().st_size > 5000
+    assert best.stat().st_size > 0
+
+
+# -- errors a shell user makes -------------------------------------------------------------
+def test_missing_image_dir(capsys, tmp_path):
+    code, _, err = run(capsys, "fit", tmp_path / "nope", *FAST_FIT)
+    assert_one_line_error(code, err, contains="image folder not found")
+
+
+def test_bad_freeze_depth_is_usage_error(capsys, image_dir):
+    code, _, err = run(capsys, "search", image_dir, "--freeze-depth", "0", "most")
+    assert_one_line_error(code, err, expected_code=2, contains="invalid freeze depth 'most'")
+
+
+def test_unknown_option_is_usage_error(capsys, image_dir):
+    code, _, err = run(capsys, "fit", image_dir, "--frezee-depth", "2")
+    assert code == 2 and "unrecognized arguments" in err
+
+
+def test_out_of_range_freeze_depth(capsys, image_dir, tmp_path):
+    code, _, err = run(capsys, "fit", image_dir, *FAST_FIT, "--freeze-depth", "9",
+                       "--out", tmp_path / "m.joblib")
+    assert_one_line_error(code, err, contains="out of range")
+    assert not (tmp_path / "m.joblib").exists()
+
+
+def test_unknown_backbone_suggests(capsys, image_dir, tmp_path):
+    code, _, err = run(capsys, "fit", image_dir, "--backbone", "tiny_cnm",
+                       "--out", tmp_path / "m.joblib")
+    assert_one_line_error(code, err, contains="did you mean 'tiny_cnn'")
+
+
+def test_missing_weights_is_one_line(capsys, image_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    code, _, err = run(capsys, "fit", image_dir, "--backbone", "resnet18",
+                       "--out", tmp_path / "m.joblib")
+    assert_one_line_error(code, err, contains="not available offline")
+
+
+def test_unknown_strategy(capsys, image_dir):
+    code, _, err = run(capsys, "search", image_dir, *FAST_FIT, "--strategy", "dept")
+    assert_one_line_error(code, err, contains="unknown freezing strategy 'dept'")
+
+
+def test_output_folder_missing(capsys, image_dir, tmp_path):
+    code, _, err = run(capsys, "fit", image_dir, *FAST_FIT, "--out", tmp_path / "no" / "m.joblib")
+    assert_one_line_error(code, err, contains="does not exist")
+
+
+def test_single_class_folder(capsys, image_dir):
+    code, _, err = run(capsys, "fit", image_dir / "red", *FAST_FIT)
+    assert_one_line_error(code, err)
+
+
+def test_cv_larger_than_class(capsys, image_dir):
+    code, _, err = run(capsys, "search", image_dir, *FAST_FIT, "--cv", "7")
+    assert_one_line_error(code, err, contains="fewer than --cv 7")
+
+
+def test_predict_missing_model(capsys, image_dir, tmp_path):
+    code, _, err = run(capsys, "predict", tmp_path / "none.joblib", image_dir / "red")
+    assert_one_line_error(code, err, contains="model file not found")
+
+
+def test_predict_not_a_model(capsys, image_dir, tmp_path):
+    bogus = tmp_path / "bogus.joblib"
+    bogus.write_text("hello")
+    code, _, err = run(capsys, "predict", bogus, image_dir / "red")
+    assert_one_line_error(code, err, contains="cannot read model")
+
+
+def test_predict_missing_image(capsys, model_file, tmp_path):
+    code, out, err = run(capsys, "predict", model_file, tmp_path / "ghost.png")
+    assert_one_line_error(code, err, contains="image file not found")
+    assert out == ""
+
+
+def test_predict_undecodable_image(capsys, model_file, tmp_path):
+    fake = tmp_path / "fake.png"
+    fake.write_bytes(b"not a png")
+    code, _, err = run(capsys, "predict", model_file, fake)
+    assert_one_line_error(code, err, contains="fake.png")
+
+
+def test_traceback_flag_reraises(image_dir, tmp_path):
+    with pytest.raises(FileNotFoundError):
+        main(["--traceback", "fit", str(tmp_path / "nope")])
+
+
+# -- the installed program, as a shell runs it ------------------------------------------------
+def _program():
+    script = Path(sys.executable).with_name("sktransfer")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "sktransfer.cli"]
+
+
+def test_console_script_end_to_end(image_dir, tmp_path):
+    env = {**os.environ, "SKTRANSFER_DISABLE_PLUGINS": "1"}
+    fit = subprocess.run([*_program(), "fit", str(image_dir), *FAST_FIT, "--out", "m.joblib"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert fit.returncode == 0, fit.stderr
+    assert (tmp_path / "m.joblib").is_file()
+    predict = subprocess.run([*_program(), "predict", "m.joblib", str(image_dir / "red")],
+                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert predict.returncode == 0, predict.stderr
+    assert len(predict.stdout.splitlines()) == 7
+    bad = subprocess.run([*_program(), "predict", "m.joblib", "ghost.png"], cwd=tmp_path,
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 1
+    assert bad.stderr.strip() == "sktransfer predict: error: image file not found: 'ghost.png'"
