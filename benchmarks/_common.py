@@ -77,20 +77,49 @@ def preprocess(X_uint8, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)):
 
 
 # -- the same backbone weights for every side -----------------------------------------
-def save_resnet18_weights(seed: int, folder: str) -> str:
+def save_resnet18_weights(seed: int, folder: str, size: int = 112) -> str:
     """A seeded random-init torchvision resnet18 state dict (with its 1000-way fc) on disk.
 
     Both sides load this file (sktransfer through ``weights=<path>``), so they
-    start from bit-identical backbone weights.
+    start from bit-identical backbone weights. Pretrained weights are not
+    available offline, so the BatchNorm running statistics are calibrated on
+    other images of the same kind (a different seed than the benchmark data)
+    before saving: like a pretrained network's, they then match the data, and
+    a frozen backbone in eval mode gives well-scaled features. Untouched
+    random-init statistics (mean 0, var 1) would make eval-mode BatchNorm the
+    identity and the features badly scaled, which says nothing about caching.
     """
     import torch
     import torchvision
 
     torch.manual_seed(seed)
     model = torchvision.models.resnet18(weights=None)
-    path = os.path.join(folder, f"resnet18_seed{seed}.pth")
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.momentum = None  # cumulative average over the calibration batches
+    X, _ = make_images(256, size, seed=seed + 1000)
+    model.train()
+    with torch.no_grad():
+        for lo in range(0, len(X), 64):
+            model(preprocess(X[lo:lo + 64]))
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.momentum = 0.1
+    path = os.path.join(folder, f"resnet18_seed{seed}_{size}px.pth")
     torch.save(model.state_dict(), path)
     return path
+
+
+def warm_imports(sktransfer: bool) -> None:
+    """Import (and discover plugins) before any timer: one-off process costs, not fit costs."""
+    import skorch  # noqa: F401
+    import torchvision.models  # noqa: F401
+
+    if sktransfer:
+        import sktransfer as skt
+
+        skt.list_backbones()
+        skt.list_freezers()
 
 
 def plain_resnet18(weights_path: str, n_outputs: int | None, seed: int):
@@ -220,7 +249,7 @@ def forward_args(args) -> list[str]:
 def with_weights(args):
     """Parent side: write the shared backbone weights to a temp folder once."""
     folder = tempfile.mkdtemp(prefix="sktransfer-bench-")
-    args.weights_path = save_resnet18_weights(args.seed, folder)
+    args.weights_path = save_resnet18_weights(args.seed, folder, args.size)
     return folder
 
 

@@ -7,10 +7,10 @@ import contextlib
 import numpy as np
 import torch
 
-from ._data import ImageInput, Preprocessor, VectorInput, as_input
-from .backbones import BACKBONES, build_backbone
+from ._data import ImageInput, Preprocessor, VectorInput
+from .backbones import build_backbone
 
-__all__ = ["resolve_device", "seeded", "adapt_input", "make_backbone", "preprocessor_for"]
+__all__ = ["resolve_device", "seeded", "make_backbone", "preprocessor_for", "check_source_kind"]
 
 
 def resolve_device(device) -> str:
@@ -55,11 +55,6 @@ def seeded(random_state):
         yield
 
 
-def adapt_input(X, backbone_name: str | None = None, name: str = "X"):
-    """Validate ``X`` (any accepted form) into an ImageInput or VectorInput."""
-    return as_input(X, name=name)
-
-
 def make_backbone(name, weights, source, image_size=None):
     """Build ``name`` for the data in ``source`` and check the two fit together."""
     if not isinstance(name, str):
@@ -92,14 +87,9 @@ def preprocessor_for(backbone, image_size=None) -> Preprocessor | None:
 def check_source_kind(source, backbone) -> None:
     """At predict time: the data must be of the kind the model was fitted on."""
     if backbone.input_kind == "vector" and isinstance(source, ImageInput):
-        raise ValueError("this model was fitted on 2-D vectors; X holds images")
+        raise ValueError(f"this model was fitted on 2-D vectors (backbone {backbone.name!r} "
+                         f"takes vectors); X holds images")
     if backbone.input_kind == "image" and isinstance(source, VectorInput):
-        raise ValueError(f"this model was fitted on images; X is 2-D {source.items.shape}")
+        raise ValueError(f"this model was fitted on images (backbone {backbone.name!r} takes "
+                         f"images); X is 2-D {source.items.shape}, which reads as vectors")
 
-
-def registered(name: str) -> bool:
-    try:
-        BACKBONES._resolve(name)
-        return True
-    except (ValueError, TypeError, ImportError):
-        return False

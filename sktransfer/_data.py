@@ -199,7 +199,7 @@ def _pil_to_tensor(img, where: str) -> torch.Tensor:
             peak = 65535.0 if img.mode.startswith("I;16") else max(float(arr.max()), 1.0)
             return torch.from_numpy(np.clip(arr / peak, 0, 1))[None]
         if img.mode in ("LA", "La"):
-            img = img.convert("L")
+            img = img.getchannel(0)  # drop alpha; PIL cannot convert "La" to "L"
         else:
             img = img.convert("RGB")
     arr = np.asarray(img, dtype=np.uint8)
@@ -260,7 +260,7 @@ def as_input(X, vector_ok: bool = True, image_ok: bool = True, name: str = "X"):
     if isinstance(X, torch.Tensor):
         if X.dtype == torch.bfloat16:  # numpy has no bfloat16
             X = X.float()
-        if X.dim() == 2:
+        if X.dim() <= 2:  # vectors, or a shape the numpy path explains
             X = X.detach().cpu().numpy()
         else:
             if len(X) == 0:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
+import pickle
 import subprocess
 import sys
 import time
@@ -288,9 +289,14 @@ def test_timm_through_the_estimators(plugins, name):
     clf.fit(X, y)
     assert clf.predict_proba(X).shape == (18, 3)
     assert set(clf.predict(X)) <= {0, 1, 2}
+    restored = pickle.loads(pickle.dumps(clf))  # timm's head keeps calling the same model
+    np.testing.assert_allclose(restored.predict_proba(X), clf.predict_proba(X), rtol=1e-5)
     features = FeatureExtractor(backbone=name, weights=None, image_size=32,
                                 device="cpu").fit_transform(X)
     assert features.shape == (18, get_backbone(name).num_features)
+    early = FeatureExtractor(backbone=name, weights=None, image_size=32, layer=1,
+                             device="cpu").fit_transform(X)
+    assert early.ndim == 2 and early.shape[0] == 18
 
 
 # -- l2sp ---------------------------------------------------------------------------

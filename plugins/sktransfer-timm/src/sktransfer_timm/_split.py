@@ -332,14 +332,23 @@ def split_model(model, layout: Layout):
     else:
         blocks = _make_blocks(model, layout)
         pool = TimmHead(model, _head_side(model, blocks))
-    channels_last = getattr(model, "output_fmt", "NCHW") == "NHWC"
-
-    def pool_for_block(index: int, mode: str) -> nn.Module:
-        if index == len(blocks) - 1 and layout.kind == "single":
-            return TimmHead(model, [])
-        ndim = layout.out_dims[index] if index < len(layout.out_dims) else 4
-        if ndim == 3:
-            return TokenPool("mean")
-        return GlobalPool(mode, channels_last=channels_last)
-
+    pool_for_block = PoolForBlock(model, layout,
+                                  getattr(model, "output_fmt", "NCHW") == "NHWC")
     return blocks, list(layout.names), pool, pool_for_block
+
+
+class PoolForBlock:
+    """``pool_for_block(i, mode)``: pools block ``i``'s output (a class, so it pickles)."""
+
+    def __init__(self, model, layout: Layout, channels_last: bool):
+        self._model = [model]
+        self.layout = layout
+        self.channels_last = channels_last
+
+    def __call__(self, index: int, mode: str = "avg") -> nn.Module:
+        if self.layout.kind == "single":
+            return TimmHead(self._model[0], [])
+        dims = self.layout.out_dims
+        if (dims[index] if index < len(dims) else 4) == 3:
+            return TokenPool("mean")
+        return GlobalPool(mode, channels_last=self.channels_last)
