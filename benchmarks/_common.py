@@ -195,7 +195,7 @@ class Timer:
 
 def emit(result: dict) -> None:
     """The child's last word: its measurements plus its peak memory."""
-    result["peak_rss_mib"] = peak_rss_bytes() / 2**20
+    result.setdefault("peak_rss_mib", peak_rss_bytes() / 2**20)
     print(RESULT_TAG + json.dumps(result), flush=True)
 
 

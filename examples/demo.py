@@ -50,8 +50,10 @@ if FAST:
     GRID = [{"freeze_depth": [-1, "all"], "freeze_strategy": ["depth"]}]
 else:
     N_CLASSES, SHOTS, N_TEST, PATCH, IMAGE_SIZE, EPOCHS, CV = 10, 6, 20, 64, 128, 12, 3
-    GRID = [{"freeze_depth": [-3, -2, -1, "all"], "freeze_strategy": ["depth"]},
-            {"freeze_depth": [-3, -2], "freeze_strategy": ["lp_ft"]}]
+    # freeze_depth counts blocks: stem, stage1..stage7, head_conv; -1 trains head_conv,
+    # -2 also stage7, "all" is a linear probe on the frozen backbone
+    GRID = [{"freeze_depth": [-2, -1, "all"], "freeze_strategy": ["depth"]},
+            {"freeze_depth": [-2, -1], "freeze_strategy": ["lp_ft"]}]
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 warnings.filterwarnings("ignore", category=UserWarning)

@@ -242,8 +242,16 @@ def _save_figure(fig, path: str) -> None:
     print(f"plot written to {path}", file=sys.stderr)
 
 
-def _weights_status(name: str) -> str:
-    """Whether ``weights="DEFAULT"`` of backbone ``name`` loads without network."""
+_MAX_BUILDS = 30  # listing more names than this does not build models to check weights
+
+
+def _weights_status(name: str, build: bool = True) -> str:
+    """Whether ``weights="DEFAULT"`` of backbone ``name`` loads without network.
+
+    "yes", "no", "none" (the backbone has no pretrained weights) or "?" (not
+    checked). A builder may answer cheaply through a ``weights_available(name)``
+    attribute (True/False/None); otherwise the backbone is built, when allowed.
+    """
     from .backbones import BACKBONES, MissingWeightsError, get_backbone
     from .backbones._torchvision import _family
 
@@ -258,6 +266,15 @@ def _weights_status(name: str) -> str:
         except Exception:  # noqa: BLE001 - no weights listed for this model
             return "none"
         return "yes" if (hub_checkpoint_dir() / url.rsplit("/", 1)[-1]).is_file() else "no"
+    probe = getattr(BACKBONES._resolve(name)[0].builder, "weights_available", None)
+    if callable(probe):
+        try:
+            answer = probe(name)
+        except Exception:  # noqa: BLE001
+            answer = "?"
+        return {True: "yes", False: "no", None: "none"}.get(answer, "?")
+    if not build:
+        return "?"
     try:
         get_backbone(name, weights="DEFAULT")
     except MissingWeightsError:
@@ -286,14 +303,21 @@ def cmd_backbones(args) -> int:
     names = list_backbones(args.pattern)
     if not names:
         raise CLIError(f"no backbone matches {args.pattern!r}; run `{PROG} backbones` for all")
-    rows = []
+    rows, unchecked = [], 0
     progress = _progress(names, "checking weights", disable=not args.check_weights
                          or len(names) < 4)
     for name in progress:
         source = BACKBONES.source(name)
-        status = _weights_status(name) if args.check_weights else "-"
+        status = "-"
+        if args.check_weights:
+            status = _weights_status(name, build=len(names) <= _MAX_BUILDS)
+            unchecked += status == "?"
         rows.append((name, source, status))
     print(_table(rows, ("backbone", "from", "weights offline")))
+    if unchecked:
+        print(f"\n{unchecked} backbone(s) marked '?' were not checked: that means building "
+              f"each model; narrow the PATTERN (at most {_MAX_BUILDS} names) to check them",
+              file=sys.stderr)
     for name, why in BACKBONES.failed().items():
         print(f"warning: plugin {name!r} failed to load ({why})", file=sys.stderr)
     if args.check_weights:

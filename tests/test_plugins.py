@@ -13,7 +13,6 @@ import importlib.util
 import pickle
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -363,8 +362,6 @@ def test_grid_search_over_freeze_depth_and_l2sp_alpha(plugins):
                              random_state=0, device="cpu")
     search = GridSearchCV(clf, {"freeze_depth": [3, "all"], "freeze_strategy__alpha": [0.0, 0.1]},
                           cv=2)
-    start = time.perf_counter()
     search.fit(X, y)
     assert len(search.cv_results_["params"]) == 4
     assert search.best_estimator_.freezer_.alpha == search.best_params_["freeze_strategy__alpha"]
-    assert time.perf_counter() - start < 120

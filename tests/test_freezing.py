@@ -1,0 +1,169 @@
+"""Freezing strategies observed from the outside: which tensors moved, lr groups."""
+
+import numpy as np
+import pytest
+import torch
+from sklearn.model_selection import GridSearchCV
+from torch import nn
+
+from sktransfer import FreezeStrategy, TransferClassifier, get_backbone, get_freezer
+from sktransfer.freezing import FREEZERS, register_freezer
+
+COMMON = dict(weights=None, max_epochs=2, batch_size=40, lr=5e-2, device="cpu",
+              random_state=0, cache=False)
+
+
+@pytest.fixture
+def weights_file(tmp_path):
+    torch.manual_seed(7)
+    backbone = get_backbone("tiny_cnn")
+    state = {f"blocks.{i}.{k}": v for i, b in enumerate(backbone.blocks)
+             for k, v in b.state_dict().items()}
+    path = tmp_path / "w.pth"
+    torch.save(state, path)
+    return path
+
+
+def _params(module):
+    return {n: p.detach().clone() for n, p in module.named_parameters()}
+
+
+def _fit(images, weights_file, **kw):
+    X, y = images
+    params = {**COMMON, "weights": weights_file, **kw}
+    return TransferClassifier("tiny_cnn", **params).fit(X, y)
+
+
+def _initial(weights_file):
+    return get_backbone("tiny_cnn", weights=weights_file)
+
+
+def test_bitfit_moves_only_biases_and_norm_params(images, weights_file):
+    clf = _fit(images, weights_file, freeze_strategy="bitfit", freeze_depth=1)
+    start = _initial(weights_file)
+    for i in range(1, 4):
+        before = dict(start.blocks[i].named_parameters())
+        for name, p in clf.module_.blocks[i].named_parameters():
+            is_conv_weight = p.dim() == 4
+            moved = not torch.equal(p, before[name])
+            if is_conv_weight:
+                assert not moved, f"block {i} {name} (a conv weight) moved under BitFit"
+    norm_moved = any(not torch.equal(p, dict(start.blocks[3].named_parameters())[n])
+                     for n, p in clf.module_.blocks[3].named_parameters() if p.dim() == 1)
+    assert norm_moved
+    for name, p in clf.module_.blocks[0].named_parameters():
+        assert torch.equal(p, dict(start.blocks[0].named_parameters())[name])
+
+
+def test_gradual_after_two_epochs_top_moved_bottom_not(images, weights_file):
+    start = _initial(weights_file)
+    # epoch 0 trains the head only, epoch 1 opens the pool (tiny_cnn's has no
+    # parameters), epoch 2 the top block: three epochs = two with something to move
+    clf = _fit(images, weights_file, freeze_strategy="gradual", freeze_depth=0, max_epochs=3)
+    top_before = dict(start.blocks[3].named_parameters())
+    low_before = dict(start.blocks[0].named_parameters())
+    assert any(not torch.equal(p, top_before[n]) for n, p in clf.module_.blocks[3].named_parameters())
+    assert all(torch.equal(p, low_before[n]) for n, p in clf.module_.blocks[0].named_parameters())
+    assert clf.module_.blocks[0].training is False or 0 in clf.module_.eval_stages
+
+
+def test_gradual_never_unfreezes_below_freeze_depth(images, weights_file):
+    clf = _fit(images, weights_file, freeze_strategy="gradual", freeze_depth=2, max_epochs=6)
+    start = _initial(weights_file)
+    for i in (0, 1):
+        before = dict(start.blocks[i].named_parameters())
+        assert all(torch.equal(p, before[n]) for n, p in clf.module_.blocks[i].named_parameters())
+    assert any(not torch.equal(p, dict(start.blocks[2].named_parameters())[n])
+               for n, p in clf.module_.blocks[2].named_parameters())
+
+
+def test_discriminative_param_groups_decay(images, weights_file):
+    clf = _fit(images, weights_file, freeze_strategy="discriminative", freeze_depth=1,
+               freeze_strategy__decay=0.5, lr=0.1)
+    lrs = [g["lr"] for g in clf.optimizer_.param_groups]
+    # head at lr, then blocks 3, 2, 1 (the pool has no parameters)
+    assert lrs == pytest.approx([0.1, 0.1 * 0.5 ** 2, 0.1 * 0.5 ** 3, 0.1 * 0.5 ** 4])
+
+
+def test_lp_ft_switches_from_probe_to_finetune(images, weights_file):
+    start = _initial(weights_file)
+    probe = _fit(images, weights_file, freeze_strategy="lp_ft", freeze_depth=0, max_epochs=2,
+                 freeze_strategy__switch_epoch=2)
+    for i in range(4):
+        before = dict(start.blocks[i].named_parameters())
+        assert all(torch.equal(p, before[n]) for n, p in probe.module_.blocks[i].named_parameters())
+    tuned = _fit(images, weights_file, freeze_strategy="lp_ft", freeze_depth=0, max_epochs=2,
+                 freeze_strategy__switch_epoch=1)
+    before = dict(start.blocks[0].named_parameters())
+    assert any(not torch.equal(p, before[n]) for n, p in tuned.module_.blocks[0].named_parameters())
+
+
+def test_strategies_compose_with_prefix_cache(images):
+    X, y = images
+    for name in ["depth", "gradual", "discriminative", "bitfit", "lp_ft"]:
+        clf = TransferClassifier("tiny_cnn", weights=None, freeze_depth=2, freeze_strategy=name,
+                                 max_epochs=2, device="cpu", random_state=0).fit(X, y)
+        assert clf.cache_used_, name
+        plain = TransferClassifier("tiny_cnn", weights=None, freeze_depth=2, cache=False,
+                                   freeze_strategy=name, max_epochs=2, device="cpu",
+                                   random_state=0).fit(X, y)
+        np.testing.assert_allclose(clf.predict_proba(X), plain.predict_proba(X), atol=1e-5,
+                                   err_msg=name)
+
+
+def test_grid_search_over_strategy_depth_and_option(images):
+    X, y = images
+    search = GridSearchCV(
+        TransferClassifier("tiny_cnn", weights=None, max_epochs=1, device="cpu", random_state=0,
+                           freeze_strategy="discriminative"),
+        [{"freeze_strategy": ["discriminative"], "freeze_depth": [0, 2],
+          "freeze_strategy__decay": [0.3, 0.9]},
+         {"freeze_strategy": ["bitfit", "gradual", "lp_ft"], "freeze_depth": [1]}],
+        cv=2, error_score="raise").fit(X, y)
+    assert len(search.cv_results_["params"]) == 7
+
+
+def test_strategy_object_and_bad_options(images):
+    X, y = images
+
+    class HeadOnly(FreezeStrategy):
+        def setup(self, ctx):
+            ctx.freeze(0)
+
+    strategy = HeadOnly()
+    clf = TransferClassifier("tiny_cnn", weights=None, freeze_strategy=strategy, freeze_depth=0,
+                             max_epochs=1, device="cpu").fit(X, y)
+    assert clf.freezer_ is not strategy
+    assert not any(p.requires_grad for p in clf.module_.blocks.parameters())
+    with pytest.raises(ValueError, match="does not take the options"):
+        TransferClassifier("tiny_cnn", weights=None, freeze_strategy="depth",
+                           freeze_strategy__nope=1, device="cpu").fit(X, y)
+    with pytest.raises(TypeError, match="lacks"):
+        TransferClassifier("tiny_cnn", weights=None, freeze_strategy=object(),
+                           device="cpu").fit(X, y)
+    with pytest.raises(ValueError, match="decay must be in"):
+        get_freezer("discriminative", decay=2.0)
+
+
+def test_third_party_strategy_with_penalty_via_registry(images):
+    X, y = images
+
+    @register_freezer("pull_to_zero_test")
+    class PullToZero(FreezeStrategy):
+        def __init__(self, strength=1.0):
+            self.strength = strength
+
+        def penalty(self, ctx):
+            return self.strength * sum((p ** 2).sum() for p in ctx.head.parameters())
+
+    try:
+        weak = TransferClassifier("tiny_cnn", weights=None, freeze_strategy="pull_to_zero_test",
+                                  freeze_strategy__strength=0.0, max_epochs=3, device="cpu",
+                                  random_state=0, lr=0.05).fit(X, y)
+        strong = TransferClassifier("tiny_cnn", weights=None, freeze_strategy="pull_to_zero_test",
+                                    freeze_strategy__strength=10.0, max_epochs=3, device="cpu",
+                                    random_state=0, lr=0.05).fit(X, y)
+        norm = lambda c: sum(float((p.detach() ** 2).sum()) for p in c.module_.head.parameters())
+        assert norm(strong) < norm(weak)
+    finally:
+        FREEZERS.unregister("pull_to_zero_test")

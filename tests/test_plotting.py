@@ -1,0 +1,113 @@
+"""sktransfer.plotting: figures from a grid search and from a fitted classifier."""
+
+import sys
+
+import numpy as np
+import pytest
+from sklearn.model_selection import GridSearchCV
+from skorch.dataset import ValidSplit
+
+from sktransfer import TransferClassifier
+from sktransfer.plotting import plot_freeze_depth, plot_history
+
+matplotlib = pytest.importorskip("matplotlib")
+from matplotlib.figure import Figure  # noqa: E402
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def _fake_results():
+    params, means = [], []
+    for strategy in ["depth", "lp_ft"]:
+        for depth in ["all", 0, -1, 2]:
+            params.append({"freeze_depth": depth, "freeze_strategy": strategy})
+            means.append(0.5 + 0.1 * len(params) / 8)
+    return {"params": params, "mean_test_score": np.array(means),
+            "std_test_score": np.full(len(means), 0.05)}
+
+
+@pytest.fixture(scope="module")
+def search():
+    rng = np.random.RandomState(0)
+    X = rng.rand(24, 32, 32, 3).astype(np.float32) * 0.5
+    y = np.array(["a", "b"] * 12)
+    X[y == "a", :, :, 0] += 0.5
+    clf = TransferClassifier("tiny_cnn", weights=None, max_epochs=2, random_state=0)
+    return GridSearchCV(clf, {"freeze_depth": [0, 2, "all"]}, cv=2).fit(X, y), X, y
+
+
+def test_plot_freeze_depth_from_search(search, tmp_path):
+    fig = plot_freeze_depth(search[0])
+    assert isinstance(fig, Figure)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0", "2", "all"]
+    assert "freeze_depth" in ax.get_xlabel()
+    fig.savefig(tmp_path / "fd.png")
+    data = (tmp_path / "fd.png").read_bytes()
+    assert data.startswith(PNG) and len(data) > 5000
+
+
+def test_plot_freeze_depth_one_line_per_strategy():
+    fig = plot_freeze_depth(_fake_results())
+    ax = fig.axes[0]
+    labels = [line.get_label() for line in ax.get_lines()]
+    assert labels == ["freeze_strategy=depth", "freeze_strategy=lp_ft", "best"]
+    # ints in stage order, negatives (from the top) after them, "all" last
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0", "2", "-1", "all"]
+    best = ax.get_lines()[-1]
+    assert best.get_ydata()[0] == pytest.approx(0.6)
+
+
+def test_plot_freeze_depth_pipeline_prefix_and_axes():
+    results = _fake_results()
+    results["params"] = [{f"transferclassifier__{k}": v for k, v in p.items()}
+                         for p in results["params"]]
+    fig = Figure()
+    ax = fig.add_subplot()
+    assert plot_freeze_depth(results, ax=ax) is fig
+
+
+def test_plot_freeze_depth_errors(search):
+    with pytest.raises(ValueError, match="did not vary 'image_size'"):
+        plot_freeze_depth(search[0], param="image_size")
+    with pytest.raises(TypeError, match="fitted GridSearchCV"):
+        plot_freeze_depth(object())
+
+
+def test_plot_history_with_validation(search, tmp_path):
+    _, X, y = search
+    clf = TransferClassifier("tiny_cnn", weights=None, max_epochs=3, random_state=0,
+                             train_split=ValidSplit(4, stratified=True)).fit(X, y)
+    fig = plot_history(clf)
+    ax, twin = fig.axes
+    assert [line.get_label() for line in ax.get_lines()] == ["train loss", "validation loss"]
+    assert list(ax.get_lines()[0].get_xdata()) == [1, 2, 3]
+    assert twin.get_lines()[0].get_label() == "validation accuracy"
+    assert "freeze_depth=all" in ax.get_title()
+    fig.savefig(tmp_path / "h.png")
+    assert (tmp_path / "h.png").read_bytes().startswith(PNG)
+
+
+def test_plot_history_train_only_and_history_object(search):
+    best = search[0].best_estimator_
+    fig = plot_history(best.history)
+    assert [line.get_label() for line in fig.axes[0].get_lines()] == ["train loss"]
+    assert len(fig.axes) == 1
+
+
+def test_plot_history_unfitted():
+    with pytest.raises(ValueError, match="fit"):
+        plot_history(TransferClassifier("tiny_cnn", weights=None))
+
+
+def test_plotting_without_matplotlib(monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    with pytest.raises(ImportError, match=r"pip install 'sktransfer\[plot\]'"):
+        plot_freeze_depth(_fake_results())
+
+
+def test_does_not_touch_pyplot_state():
+    before = sys.modules.get("matplotlib.pyplot")
+    plot_freeze_depth(_fake_results())
+    if before is None:
+        assert "matplotlib.pyplot" not in sys.modules
