@@ -114,6 +114,9 @@ class TransferClassifier(NeuralNetClassifier):
     random_state : int, RandomState or None, default=None
         Seeds head initialisation, shuffling and dropout: the same value gives
         the same fitted model on the same device.
+    amp : bool, default=False
+        Mixed precision on CUDA: forward passes run under ``torch.autocast``
+        with bfloat16 (no gradient scaler needed). Ignored on the CPU.
     lr : float, default=1e-3
     max_epochs : int, default=10
     batch_size : int, default=32
@@ -162,7 +165,8 @@ class TransferClassifier(NeuralNetClassifier):
 
     def __init__(self, backbone="resnet18", weights="DEFAULT", freeze_depth="all",
                  freeze_strategy="depth", image_size=None, augment=None, head_hidden=None,
-                 head_dropout=0.0, cache="auto", cache_memory=2 << 30, random_state=None, *,
+                 head_dropout=0.0, cache="auto", cache_memory=2 << 30, random_state=None,
+                 amp=False, *,
                  module=TransferNet, criterion=torch.nn.CrossEntropyLoss,
                  optimizer=torch.optim.AdamW, lr=1e-3, max_epochs=10, batch_size=32,
                  train_split=None, device="auto", verbose=0, **kwargs):
@@ -180,6 +184,7 @@ class TransferClassifier(NeuralNetClassifier):
         self.cache = cache
         self.cache_memory = cache_memory
         self.random_state = random_state
+        self.amp = amp
 
     def _get_param_names(self):
         # skorch lists every public-looking attribute; private state is not a param
@@ -351,6 +356,16 @@ class TransferClassifier(NeuralNetClassifier):
     def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
         super().on_epoch_begin(net, dataset_train, dataset_valid, **kwargs)
         self.freezer_.on_epoch_begin(self.freeze_context_, len(self.history) - 1)
+
+    def _autocast(self):
+        if self.amp and torch.device(self.device).type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def infer(self, x, **fit_params):
+        with self._autocast():
+            out = super().infer(x, **fit_params)
+        return out.float() if self.amp else out
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
         loss = super().get_loss(y_pred, y_true, X=X, training=training)
@@ -535,8 +550,8 @@ class TransferClassifier(NeuralNetClassifier):
         if requested == "auto":
             state["device"] = resolve_device("auto")
         super().__setstate__(state)
-        if requested == "auto":
-            self.device = "auto"
+        # skorch may leave a torch.device after mapping CUDA -> CPU; keep params plain
+        self.device = "auto" if requested == "auto" else str(self.device)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

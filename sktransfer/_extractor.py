@@ -252,8 +252,13 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        if "extractor_" in state:  # move to CPU so a CUDA-fitted extractor loads anywhere
-            state["extractor_"] = state["extractor_"].to("cpu")
+        if "extractor_" in state and self.device_ != "cpu":
+            # a CPU copy (the live model stays where it is), so the file loads anywhere
+            import copy
+
+            state["extractor_"], state["backbone_"] = copy.deepcopy(
+                (self.extractor_, self.backbone_))
+            state["extractor_"].to("cpu")
         return state
 
     def __setstate__(self, state):

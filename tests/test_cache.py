@@ -1,0 +1,102 @@
+"""Frozen-prefix caching: valid, equal to the uncached path, reused across candidates/folds."""
+
+import numpy as np
+import pytest
+from sklearn.model_selection import GridSearchCV
+
+from sktransfer import TransferClassifier
+from sktransfer._cache import ACTIVATIONS, clear_caches
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    clear_caches()
+    yield
+    clear_caches()
+
+
+def _count_prefix_work(monkeypatch):
+    """Number of samples pushed through frozen prefixes while filling the cache."""
+    import sktransfer._network as network
+
+    pushed = []
+    real = network.TransferNet.forward_prefix
+
+    def counting(self, x, stop, start=0):
+        if not self.training:
+            pushed.append((start, stop, len(x)))
+        return real(self, x, stop, start)
+
+    monkeypatch.setattr(network.TransferNet, "forward_prefix", counting)
+    return pushed
+
+
+def test_prefix_is_computed_once_per_fit_not_per_epoch(images, monkeypatch):
+    X, y = images
+    pushed = _count_prefix_work(monkeypatch)
+    clf = TransferClassifier("tiny_cnn", weights=None, freeze_depth=3, max_epochs=5, batch_size=8,
+                             device="cpu", random_state=0).fit(X, y)
+    assert clf.cache_used_
+    samples = sum(n for start, stop, n in pushed if stop == 3)
+    assert samples == len(X) + 1  # every sample once, plus the one-sample size probe
+
+
+def test_grid_candidates_and_folds_share_prefix_work(images, monkeypatch):
+    X, y = images
+    pushed = _count_prefix_work(monkeypatch)
+    GridSearchCV(TransferClassifier("tiny_cnn", weights=None, max_epochs=2, device="cpu",
+                                    random_state=0, lr=1e-2),
+                 {"freeze_depth": [1, 2, 3], "lr": [1e-2, 1e-3]}, cv=2).fit(X, y)
+    fills = [(start, stop, n) for start, stop, n in pushed if stop < 5 and n > 1]
+    from_pixels = sum(n for start, stop, n in fills if start == 0)
+    # 3 depths x 2 lrs x 2 folds (+ refit) would push 13 x 20+ samples from pixels
+    # without the cache; with it, each sample's stem output is computed once, and
+    # deeper prefixes start from the cached shallower ones
+    assert from_pixels == len(X)
+    assert all(start > 0 for start, stop, n in fills if stop > 1)
+    assert ACTIVATIONS.hits > 0
+
+
+def test_cache_turns_itself_off_and_explains(images):
+    X, y = images
+    small = TransferClassifier("tiny_cnn", weights=None, freeze_depth=2, cache_memory=10,
+                               max_epochs=1, device="cpu").fit(X, y)
+    assert small.cache_used_ is False
+    with pytest.raises(ValueError, match="cache=True but caching is not possible: the "
+                                         "activations need"):
+        TransferClassifier("tiny_cnn", weights=None, freeze_depth=2, cache=True,
+                           cache_memory=10, max_epochs=1, device="cpu").fit(X, y)
+    with pytest.raises(ValueError, match="random augmentation"):
+        TransferClassifier("tiny_cnn", weights=None, freeze_depth=2, cache=True, augment="flip",
+                           max_epochs=1, device="cpu").fit(X, y)
+    with pytest.raises(ValueError, match="no stage is frozen"):
+        TransferClassifier("tiny_cnn", weights=None, freeze_depth=0, cache=True,
+                           max_epochs=1, device="cpu").fit(X, y)
+    with pytest.raises(ValueError, match="cache must be"):
+        TransferClassifier("tiny_cnn", weights=None, cache="yes", device="cpu").fit(X, y)
+
+
+def test_different_weights_do_not_share_cache_entries(images):
+    X, y = images
+    a = TransferClassifier("tiny_cnn", weights=None, freeze_depth=2, max_epochs=1, device="cpu",
+                           random_state=0).fit(X, y)
+    entries = len(ACTIVATIONS)
+    b = TransferClassifier("tiny_cnn", weights=None, freeze_depth=2, max_epochs=1, device="cpu",
+                           random_state=1).fit(X, y)  # other random init = other frozen weights
+    assert len(ACTIVATIONS) == 2 * entries
+    unc = TransferClassifier("tiny_cnn", weights=None, freeze_depth=2, max_epochs=1,
+                             device="cpu", random_state=1, cache=False).fit(X, y)
+    np.testing.assert_allclose(b.predict_proba(X), unc.predict_proba(X), atol=1e-5)
+    assert not np.allclose(a.predict_proba(X), b.predict_proba(X))
+
+
+def test_pickled_model_carries_no_cache(images):
+    import pickle
+
+    X, y = images
+    clf = TransferClassifier("tiny_cnn", weights=None, freeze_depth=2, max_epochs=1,
+                             device="cpu").fit(X, y)
+    blob = pickle.dumps(clf)
+    assert len(ACTIVATIONS) > 0
+    assert b"_ActivationInput" not in blob
+    assert len(blob) < 2_000_000
