@@ -25,7 +25,7 @@ from collections import OrderedDict
 import numpy as np
 import torch
 
-__all__ = ["ActivationCache", "ACTIVATIONS", "sample_keys", "stage_fingerprints",
+__all__ = ["LRUCache", "ActivationCache", "ACTIVATIONS", "FEATURES", "sample_keys", "stage_fingerprints",
            "clear_caches"]
 
 
@@ -73,12 +73,20 @@ def stage_fingerprints(stages) -> list[bytes]:
     return out
 
 
-class ActivationCache:
-    """LRU store: (context, prefix fingerprint, sample key) -> activation tensor (CPU)."""
+def _nbytes(value) -> int:
+    if isinstance(value, torch.Tensor):
+        return value.element_size() * value.numel()
+    return int(value.nbytes)
 
-    def __init__(self, max_bytes: int = 2 << 30):
+
+class LRUCache:
+    """Thread-safe least-recently-used store of tensors or arrays, bounded in bytes
+    (and optionally in entries)."""
+
+    def __init__(self, max_bytes: int, max_entries: int | None = None):
         self.max_bytes = max_bytes
-        self._store: OrderedDict[tuple, torch.Tensor] = OrderedDict()
+        self.max_entries = max_entries
+        self._store: OrderedDict = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
         self.hits = 0
@@ -98,16 +106,16 @@ class ActivationCache:
                 self._store.move_to_end(key)
             return value
 
-    def put(self, key, value: torch.Tensor) -> None:
-        size = value.element_size() * value.numel()
+    def put(self, key, value) -> None:
         with self._lock:
             if key in self._store:
                 return
             self._store[key] = value
-            self._bytes += size
-            while self._bytes > self.max_bytes and self._store:
+            self._bytes += _nbytes(value)
+            while self._store and (self._bytes > self.max_bytes or (
+                    self.max_entries is not None and len(self._store) > self.max_entries)):
                 _, old = self._store.popitem(last=False)
-                self._bytes -= old.element_size() * old.numel()
+                self._bytes -= _nbytes(old)
 
     def clear(self) -> None:
         with self._lock:
@@ -116,12 +124,14 @@ class ActivationCache:
             self.hits = self.misses = 0
 
 
-ACTIVATIONS = ActivationCache()
+#: (context, prefix fingerprint, sample key) -> activation tensor on the CPU
+ActivationCache = LRUCache
+ACTIVATIONS = LRUCache(max_bytes=2 << 30)
+#: (model fingerprint, data fingerprint) -> FeatureExtractor output
+FEATURES = LRUCache(max_bytes=1 << 30, max_entries=32)
 
 
 def clear_caches() -> None:
     """Drop every cached activation and feature of this process."""
     ACTIVATIONS.clear()
-    from ._extractor import FEATURES
-
     FEATURES.clear()

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import threading
-from collections import OrderedDict
 
 import numpy as np
 import torch
@@ -14,46 +12,12 @@ from sklearn.utils.validation import check_is_fitted
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ._cache import stage_fingerprints
+from ._cache import FEATURES, stage_fingerprints
 from ._common import check_source_kind, make_backbone, preprocessor_for, resolve_device, seeded
 from ._data import SampleDataset, VectorInput, as_input
 from .backbones._spec import GlobalPool
 
 __all__ = ["FeatureExtractor", "FEATURES"]
-
-
-class _FeatureCache:
-    """In-process LRU of transform results: (model fingerprint, data fingerprint) -> array."""
-
-    def __init__(self, max_entries: int = 32, max_bytes: int = 1 << 30):
-        self.max_entries = max_entries
-        self.max_bytes = max_bytes
-        self._store: OrderedDict[tuple, np.ndarray] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key):
-        with self._lock:
-            value = self._store.get(key)
-            if value is not None:
-                self._store.move_to_end(key)
-            return value
-
-    def put(self, key, value: np.ndarray) -> None:
-        with self._lock:
-            self._store[key] = value
-            while len(self._store) > self.max_entries or \
-                    sum(v.nbytes for v in self._store.values()) > self.max_bytes:
-                self._store.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._store.clear()
-
-    def __len__(self):
-        return len(self._store)
-
-
-FEATURES = _FeatureCache()
 
 
 class _Extractor(nn.Module):

@@ -25,3 +25,21 @@ def images():
     y = np.array(["cat", "dog"] * 20)
     X[y == "cat", :, :, 0] += 0.5
     return X, y
+
+
+@pytest.fixture
+def tiny_weights(tmp_path):
+    """A 'pretrained' tiny_cnn weights file: (path, state dict), with non-trivial
+    BatchNorm running statistics so "did not change" means something."""
+    from sktransfer import get_backbone
+
+    torch.manual_seed(3)
+    backbone = get_backbone("tiny_cnn")
+    state = {f"blocks.{i}.{k}": v for i, b in enumerate(backbone.blocks)
+             for k, v in b.state_dict().items()}
+    for k in state:
+        if k.endswith("running_mean"):
+            state[k] = torch.rand_like(state[k])
+    path = tmp_path / "tiny.pth"
+    torch.save(state, path)
+    return path, state

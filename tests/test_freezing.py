@@ -14,14 +14,8 @@ COMMON = dict(weights=None, max_epochs=2, batch_size=40, lr=5e-2, device="cpu",
 
 
 @pytest.fixture
-def weights_file(tmp_path):
-    torch.manual_seed(7)
-    backbone = get_backbone("tiny_cnn")
-    state = {f"blocks.{i}.{k}": v for i, b in enumerate(backbone.blocks)
-             for k, v in b.state_dict().items()}
-    path = tmp_path / "w.pth"
-    torch.save(state, path)
-    return path
+def weights_file(tiny_weights):
+    return tiny_weights[0]
 
 
 def _params(module):
