@@ -226,6 +226,8 @@ def base_parser(description: str, **defaults) -> argparse.ArgumentParser:
     p.add_argument("--n-test", type=int, default=defaults.get("n_test", 256))
     p.add_argument("--size", type=int, default=defaults.get("size", 112),
                    help="image side in pixels (images are square, uint8, HWC)")
+    p.add_argument("--tint", type=float, default=defaults.get("tint", 0.15),
+                   help="strength of the class colour signal (higher = easier)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--epochs", type=int, default=defaults.get("epochs", 8))
     p.add_argument("--lr", type=float, default=1e-3)
@@ -240,7 +242,7 @@ def base_parser(description: str, **defaults) -> argparse.ArgumentParser:
 
 def forward_args(args) -> list[str]:
     out = []
-    for name in ("weights_path", "n_train", "n_test", "size", "batch_size", "epochs", "lr",
+    for name in ("weights_path", "tint", "n_train", "n_test", "size", "batch_size", "epochs", "lr",
                  "seed", "threads"):
         out += ["--" + name.replace("_", "-"), str(getattr(args, name))]
     return out

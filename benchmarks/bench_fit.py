@@ -35,7 +35,8 @@ def child(args) -> None:
 
     c.warm_imports(sktransfer=args.child == "sktransfer")
     depth = args.depth if args.depth == "all" else int(args.depth)
-    X, y = c.make_images(args.n_train + args.n_test, args.size, seed=args.seed)
+    X, y = c.make_images(args.n_train + args.n_test, args.size, seed=args.seed,
+                         tint=args.tint)
     X_tr, y_tr, X_te, y_te = c.split(X, y, args.n_train)
     result = {}
     if args.child == "naive":

@@ -16,7 +16,8 @@ from skorch.callbacks import EpochScoring
 from torch.utils.data import DataLoader, Dataset
 
 from ._cache import ACTIVATIONS, sample_keys, stage_fingerprints
-from ._common import check_source_kind, make_backbone, preprocessor_for, resolve_device, seeded
+from ._common import (check_source_kind, make_backbone, preprocessor_for, progress_bar,
+                      resolve_device, seeded)
 from ._data import SampleDataset, VectorInput, as_input, make_augment
 from ._network import TransferNet
 from .freezing import FreezeContext, make_freezer
@@ -127,7 +128,8 @@ class TransferClassifier(NeuralNetClassifier):
     device : str, default="auto"
         ``"auto"`` uses CUDA when available.
     verbose : int, default=0
-        1 prints skorch's epoch table.
+        1 prints skorch's epoch table and a progress bar while the frozen
+        prefix is cached.
 
     Attributes
     ----------
@@ -432,6 +434,8 @@ class TransferClassifier(NeuralNetClassifier):
                     break
             was_training = self.module_.training
             self.module_.eval()
+            bar = progress_bar(len(todo), f"caching frozen blocks 0..{k - 1}",
+                               self.verbose > 0)
             try:
                 with torch.inference_mode():
                     for lo in range(0, len(todo), self.batch_size):
@@ -445,8 +449,12 @@ class TransferClassifier(NeuralNetClassifier):
                             row = row.clone()
                             rows[i] = row
                             ACTIVATIONS.put((context, prints[k - 1], keys[i]), row)
+                        if bar is not None:
+                            bar.update(len(idx))
             finally:
                 self.module_.train(was_training)
+                if bar is not None:
+                    bar.close()
         return torch.stack(rows)
 
     def _sample(self, source, index):

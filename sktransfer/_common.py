@@ -10,7 +10,8 @@ import torch
 from ._data import ImageInput, Preprocessor, VectorInput
 from .backbones import build_backbone
 
-__all__ = ["resolve_device", "seeded", "make_backbone", "preprocessor_for", "check_source_kind"]
+__all__ = ["resolve_device", "seeded", "make_backbone", "preprocessor_for", "check_source_kind",
+           "progress_bar"]
 
 
 def resolve_device(device) -> str:
@@ -93,3 +94,13 @@ def check_source_kind(source, backbone) -> None:
         raise ValueError(f"this model was fitted on images (backbone {backbone.name!r} takes "
                          f"images); X is 2-D {source.items.shape}, which reads as vectors")
 
+
+def progress_bar(total: int, desc: str, enabled: bool):
+    """A tqdm bar on stderr when ``enabled``, else None."""
+    if not enabled:
+        return None
+    import sys
+
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="img", leave=False, file=sys.stderr)

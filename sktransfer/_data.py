@@ -111,9 +111,18 @@ class VectorInput:
 
 
 # -- arrays ------------------------------------------------------------------------
+def torch_ready(array: np.ndarray) -> np.ndarray:
+    """``array``, copied if torch cannot share its memory (negative strides, as in
+    ``X[..., ::-1]``; numpy calls a 1-element view contiguous even then)."""
+    array = np.asarray(array)
+    if any(stride < 0 for stride in array.strides) or not array.flags.writeable:
+        return array.copy()
+    return array
+
+
 def _array_to_tensor(sample: np.ndarray) -> torch.Tensor:
     """(H, W, C) / (C, H, W) / (H, W) sample, already layout-checked -> float CHW in [0,1]."""
-    t = torch.as_tensor(np.ascontiguousarray(sample))  # views like X[..., ::-1] have negative strides
+    t = torch.as_tensor(torch_ready(sample))
     if t.is_floating_point():
         return t.to(torch.float32)
     return t.to(torch.float32) / 255.0

@@ -13,8 +13,9 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from ._cache import FEATURES, stage_fingerprints
-from ._common import check_source_kind, make_backbone, preprocessor_for, resolve_device, seeded
-from ._data import SampleDataset, VectorInput, as_input
+from ._common import (check_source_kind, make_backbone, preprocessor_for, progress_bar,
+                      resolve_device, seeded)
+from ._data import SampleDataset, VectorInput, as_input, torch_ready
 from .backbones._spec import GlobalPool
 
 __all__ = ["FeatureExtractor", "FEATURES"]
@@ -32,7 +33,7 @@ class _Extractor(nn.Module):
         return self.pool(self.blocks(x))
 
 
-def _compute(extractor, loader_or_batches, device) -> np.ndarray:
+def _compute(extractor, loader_or_batches, device, progress=None) -> np.ndarray:
     outs = []
     with torch.inference_mode():
         for batch in loader_or_batches:
@@ -41,6 +42,8 @@ def _compute(extractor, loader_or_batches, device) -> np.ndarray:
             if x.dim() == 4 and device != "cpu":
                 x = x.contiguous(memory_format=torch.channels_last)
             outs.append(extractor(x).float().cpu())
+            if progress is not None:
+                progress.update(len(x))
     return torch.cat(outs).numpy()
 
 
@@ -73,6 +76,8 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
         Also cache features on disk, as ``Pipeline(memory=...)`` does.
     random_state : int or None, default=None
         Seeds random initialisation when ``weights=None``.
+    verbose : int, default=0
+        1 shows a progress bar while features are computed.
 
     Attributes
     ----------
@@ -92,7 +97,7 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
 
     def __init__(self, backbone="resnet18", weights="DEFAULT", layer=None, pooling="avg",
                  image_size=None, batch_size=64, device="auto", num_workers=0, cache=True,
-                 memory=None, random_state=None):
+                 memory=None, random_state=None, verbose=0):
         self.backbone = backbone
         self.weights = weights
         self.layer = layer
@@ -104,6 +109,7 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
         self.cache = cache
         self.memory = memory
         self.random_state = random_state
+        self.verbose = verbose
 
     def _stop(self, backbone) -> int | None:
         """Index one past the last block to run; None = all blocks + backbone pool."""
@@ -186,14 +192,20 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
 
     def _run(self, source) -> np.ndarray:
         device = self.device_
-        if source.form in ("array", "vector") and self.num_workers == 0:
-            batches = (self._array_batch(source, lo)
-                       for lo in range(0, len(source), self.batch_size))
-            return _compute(self.extractor_, batches, device)
-        loader = DataLoader(SampleDataset(source, None, self.preprocessor_),
-                            batch_size=self.batch_size, num_workers=self.num_workers,
-                            pin_memory=device.startswith("cuda"))
-        return _compute(self.extractor_, loader, device)
+        bar = progress_bar(len(source), f"{self.backbone} features",
+                           bool(self.verbose) and len(source) > 1)
+        try:
+            if source.form in ("array", "vector") and self.num_workers == 0:
+                batches = (self._array_batch(source, lo)
+                           for lo in range(0, len(source), self.batch_size))
+                return _compute(self.extractor_, batches, device, bar)
+            loader = DataLoader(SampleDataset(source, None, self.preprocessor_),
+                                batch_size=self.batch_size, num_workers=self.num_workers,
+                                pin_memory=device.startswith("cuda"))
+            return _compute(self.extractor_, loader, device, bar)
+        finally:
+            if bar is not None:
+                bar.close()
 
     def _array_batch(self, source, lo):
         """A batch straight from the array: uint8 -> float per batch, preprocessed at once."""
@@ -201,8 +213,7 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
         hi = min(lo + self.batch_size, len(source))
         if source.form == "vector":
             return torch.from_numpy(np.asarray(items[lo:hi], dtype=np.float32))
-        raw = np.ascontiguousarray(items.array[lo:hi])  # no negative strides for torch
-        t = torch.from_numpy(raw if raw.flags.writeable else raw.copy())
+        t = torch.from_numpy(torch_ready(items.array[lo:hi]))
         t = {"nhwc": lambda a: a.permute(0, 3, 1, 2), "nhw": lambda a: a[:, None],
              "nchw": lambda a: a}[items.layout](t)
         t = t.float().div_(255.0) if not t.is_floating_point() else t.float()
