@@ -344,6 +344,8 @@ class TransferClassifier(NeuralNetClassifier):
             head=self.module_.head, freeze_depth=self.freeze_depth_,
             max_epochs=self.max_epochs, lr=self.lr)
         self.freezer_.setup(self.freeze_context_)
+        if backbone.input_kind == "image":
+            self.module_.to(memory_format=torch.channels_last)
         return self
 
     def initialize_optimizer(self, triggered_directly=None):

@@ -39,7 +39,7 @@ def _compute(extractor, loader_or_batches, device, progress=None) -> np.ndarray:
         for batch in loader_or_batches:
             x = batch[0] if isinstance(batch, (list, tuple)) else batch
             x = x.to(device, non_blocking=True)
-            if x.dim() == 4 and device != "cpu":
+            if x.dim() == 4:
                 x = x.contiguous(memory_format=torch.channels_last)
             outs.append(extractor(x).float().cpu())
             if progress is not None:
@@ -148,7 +148,7 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
         self.backbone_ = backbone
         self.preprocessor_ = preprocessor_for(backbone, self.image_size)
         self.extractor_ = _Extractor(list(backbone.blocks)[:stop], pool).to(device).eval()
-        if device != "cpu" and backbone.input_kind == "image":
+        if backbone.input_kind == "image":
             self.extractor_ = self.extractor_.to(memory_format=torch.channels_last)
         self.stop_ = stop
         self.device_ = device

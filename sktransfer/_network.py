@@ -60,6 +60,9 @@ class TransferNet(nn.Module):
 
     def forward_prefix(self, x: torch.Tensor, stop: int, start: int = 0) -> torch.Tensor:
         """Run stages ``start..stop-1`` (no head)."""
+        if start == 0 and x.dim() == 4:
+            # channels-last convolutions measured ~20% faster on CPU too (benchmarks/)
+            x = x.contiguous(memory_format=torch.channels_last)
         for stage in self.stages[start:stop]:
             x = stage(x)
         return x
