@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import numbers
-import warnings
 
 import numpy as np
 import torch
@@ -13,7 +13,7 @@ from sklearn.utils.multiclass import check_classification_targets, unique_labels
 from sklearn.utils.validation import column_or_1d
 from skorch import NeuralNetClassifier
 from skorch.callbacks import EpochScoring
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset, Subset
 
 from ._cache import ACTIVATIONS, sample_keys, stage_fingerprints
 from ._common import (check_source_kind, make_backbone, preprocessor_for, progress_bar,
@@ -485,6 +485,15 @@ class TransferClassifier(NeuralNetClassifier):
             X = as_input(X)
         training = y is not None and getattr(self, "_fit_source", None) is not None
         return SampleDataset(X, y, self.preprocessor_, self.augment_ if training else None)
+
+    def get_split_datasets(self, X, y=None, **fit_params):
+        train, valid = super().get_split_datasets(X, y, **fit_params)
+        # the validation part of a train_split is evaluated, so it is not augmented
+        if isinstance(valid, Subset) and getattr(valid.dataset, "augment", None) is not None:
+            plain = copy.copy(valid.dataset)
+            plain.augment = None
+            valid = Subset(plain, valid.indices)
+        return train, valid
 
     def get_iterator(self, dataset, training=False):
         if training and "iterator_train__shuffle" not in vars(self):

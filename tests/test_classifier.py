@@ -14,7 +14,7 @@ from sklearn.preprocessing import FunctionTransformer
 from skorch.callbacks import EarlyStopping
 from skorch.dataset import ValidSplit
 
-from sktransfer import TransferClassifier, get_backbone
+from sktransfer import TransferClassifier
 
 FAST = dict(max_epochs=2, batch_size=16, random_state=0, device="cpu", lr=1e-2)
 

@@ -1,7 +1,6 @@
 """Every accepted input form works in both estimators; every bad input gets a clear error."""
 
 import gc
-import os
 import resource
 from pathlib import Path
 
@@ -269,3 +268,18 @@ def test_large_folder_is_decoded_lazily(tmp_path):
     # 300 decoded 64x64 float images would be 14 MiB; the peak grows far less than a
     # decoded copy of the folder at full size would need (ru_maxrss is in KiB)
     assert (after - before) < 200 * 1024
+
+
+def test_validation_split_is_not_augmented(base):
+    from skorch.dataset import ValidSplit
+
+    X, y = base
+    seen = []
+
+    def augment(x):
+        seen.append(1)
+        return x
+
+    TransferClassifier("tiny_cnn", weights=None, augment=augment, max_epochs=1, device="cpu",
+                       train_split=ValidSplit(3, stratified=True)).fit(X, y)
+    assert len(seen) == N - N // 3  # the training part only

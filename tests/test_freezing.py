@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 import torch
 from sklearn.model_selection import GridSearchCV
-from torch import nn
 
 from sktransfer import FreezeStrategy, TransferClassifier, get_backbone, get_freezer
 from sktransfer.freezing import FREEZERS, register_freezer

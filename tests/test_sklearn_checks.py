@@ -1,6 +1,5 @@
 """scikit-learn's own estimator checks, on the 2-D `mlp` backbone."""
 
-import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sktransfer import FeatureExtractor, TransferClassifier
