@@ -247,7 +247,7 @@ class TransferClassifier(NeuralNetClassifier):
         if y.dtype.kind == "f" and not np.isfinite(y).all():
             raise ValueError("y contains NaN or infinite labels")
         if fitting:
-            classes = np.unique(y) if self.classes is None else np.asarray(self.classes)
+            classes = np.unique(y) if self.classes is None else np.unique(np.asarray(self.classes))
             if len(classes) < 2:
                 raise ValueError(f"y has {len(classes)} class ({classes.tolist()}); a classifier "
                                  f"needs at least 2 classes")
