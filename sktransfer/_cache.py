@@ -25,7 +25,7 @@ from collections import OrderedDict
 import numpy as np
 import torch
 
-__all__ = ["LRUCache", "ActivationCache", "ACTIVATIONS", "FEATURES", "sample_keys", "stage_fingerprints",
+__all__ = ["LRUCache", "ACTIVATIONS", "FEATURES", "sample_keys", "stage_fingerprints",
            "clear_caches"]
 
 
@@ -125,7 +125,6 @@ class LRUCache:
 
 
 #: (context, prefix fingerprint, sample key) -> activation tensor on the CPU
-ActivationCache = LRUCache
 ACTIVATIONS = LRUCache(max_bytes=2 << 30)
 #: (model fingerprint, data fingerprint) -> FeatureExtractor output
 FEATURES = LRUCache(max_bytes=1 << 30, max_entries=32)

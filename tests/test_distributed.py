@@ -141,6 +141,6 @@ def test_estimators_ship_to_workers_cheaply(data):
     for estimator in (_clf(), FeatureExtractor("tiny_cnn", weights=None)):
         blob = pickle.dumps(estimator)
         assert len(blob) < 4_000, type(estimator).__name__
-        assert b"ActivationCache" not in blob and b"_FeatureCache" not in blob
+        assert b"LRUCache" not in blob
     search = GridSearchCV(_clf(), GRID, cv=2)
     assert len(pickle.dumps(search)) < 6_000
