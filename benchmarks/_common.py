@@ -295,3 +295,12 @@ def table(rows: list[tuple]) -> str:
         if j == 0:
             lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     return "\n".join(lines)
+
+
+def print_header(args, extra: str = "") -> None:
+    """The machine and data lines every training benchmark starts with."""
+    print(f"machine: {machine()}; torch threads per side: {args.threads}")
+    print(f"data: {args.n_train} train + {args.n_test} test uint8 images "
+          f"{args.size}x{args.size}x3, {N_CLASSES} classes; resnet18 (seeded random init, "
+          f"BatchNorm statistics calibrated), AdamW lr={args.lr}, batch {args.batch_size}, "
+          f"{args.epochs} epochs{extra}")

@@ -75,10 +75,7 @@ def main(argv=None) -> int:
         child(args)
         return 0
     folder = c.with_weights(args)
-    print(f"machine: {c.machine()}; torch threads per side: {args.threads}")
-    print(f"data: {args.n_train} train + {args.n_test} test uint8 images "
-          f"{args.size}x{args.size}x3, {c.N_CLASSES} classes; resnet18 (seeded random init), "
-          f"AdamW lr={args.lr}, batch {args.batch_size}, {args.epochs} epochs")
+    c.print_header(args)
     rows = [("freeze_depth", "naive fit s", "sktransfer fit s", "naive/sktransfer", "target",
              "acc naive", "acc sktransfer", "peak MiB naive", "peak MiB sktransfer",
              "fit +MiB naive", "fit +MiB sktransfer")]

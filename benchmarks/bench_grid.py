@@ -84,11 +84,7 @@ def main(argv=None) -> int:
         child(args)
         return 0
     folder = c.with_weights(args)
-    print(f"machine: {c.machine()}; torch threads per side: {args.threads}")
-    print(f"data: {args.n_train} train + {args.n_test} test uint8 images "
-          f"{args.size}x{args.size}x3, {c.N_CLASSES} classes; resnet18 (seeded random init, "
-          f"BatchNorm statistics calibrated), AdamW lr={args.lr}, batch {args.batch_size}, "
-          f"{args.epochs} epochs; freeze depths {DEPTHS}, cv=3, refit")
+    c.print_header(args, f"; freeze depths {DEPTHS}, cv=3, refit")
     try:
         runs = c.alternate(__file__, ["naive", "sktransfer"], args)
     finally:
