@@ -281,8 +281,9 @@ def as_input(X, vector_ok: bool = True, image_ok: bool = True, name: str = "X"):
                 raise TypeError(f"{name} has dtype {X.dtype}; pass uint8 or float images")
             return _image_array(X, name)
     if isinstance(X, (list, tuple)) or (isinstance(X, np.ndarray) and X.dtype == object):
-        items = list(np.asarray(X, dtype=object).ravel()) if isinstance(X, np.ndarray) \
-            and X.ndim == 1 else (list(X) if not isinstance(X, np.ndarray) else None)
+        # a 1-D object array or a list may hold paths or PIL images; N-D object arrays
+        # can only be numbers
+        items = None if isinstance(X, np.ndarray) and X.ndim != 1 else list(X)
         if items is not None:
             if len(items) == 0:
                 raise ValueError(f"{name} is empty (0 samples); pass at least one image")
