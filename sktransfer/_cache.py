@@ -25,8 +25,8 @@ from collections import OrderedDict
 import numpy as np
 import torch
 
-__all__ = ["LRUCache", "ACTIVATIONS", "FEATURES", "sample_keys", "stage_fingerprints",
-           "clear_caches"]
+__all__ = ["LRUCache", "ACTIVATIONS", "FEATURES", "sample_keys", "data_fingerprint",
+           "stage_fingerprints", "clear_caches"]
 
 
 def _digest(*parts: bytes) -> bytes:
@@ -54,6 +54,11 @@ def sample_keys(source) -> list[bytes]:
             keys.append(_digest(f"{os.path.abspath(p)}\0{st.st_mtime_ns}\0{st.st_size}".encode()))
         return keys
     return [_digest(f"{img.mode}{img.size}".encode(), img.tobytes()) for img in items]
+
+
+def data_fingerprint(source) -> str:
+    """One hash for a whole input: its form and every sample's key, in order."""
+    return _digest(source.form.encode(), *sample_keys(source)).hex()
 
 
 def stage_fingerprints(stages) -> list[bytes]:

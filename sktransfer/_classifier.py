@@ -294,7 +294,7 @@ class TransferClassifier(NeuralNetClassifier):
 
     def partial_fit(self, X, y=None, classes=None, **fit_params):
         """Train further without re-initialising (see skorch's ``partial_fit``)."""
-        if isinstance(X, (VectorInput,)) or hasattr(X, "load"):
+        if hasattr(X, "load"):  # already validated by fit
             with self._on_device():
                 return super().partial_fit(X, y, **fit_params)
         fitting = not self.initialized_
@@ -434,6 +434,7 @@ class TransferClassifier(NeuralNetClassifier):
                 if all(f is not None for f in found):
                     start, inputs = j, found
                     break
+            samples = SampleDataset(source, None, self.preprocessor_)
             was_training = self.module_.training
             self.module_.eval()
             bar = progress_bar(len(todo), f"caching frozen blocks 0..{k - 1}",
@@ -443,7 +444,7 @@ class TransferClassifier(NeuralNetClassifier):
                     for lo in range(0, len(todo), self.batch_size):
                         idx = todo[lo:lo + self.batch_size]
                         if inputs is None:
-                            batch = torch.stack([self._sample(source, i) for i in idx])
+                            batch = torch.stack([samples[i][0] for i in idx])
                         else:
                             batch = torch.stack(inputs[lo:lo + len(idx)])
                         out = self.module_.forward_prefix(batch.to(self.device), k, start).cpu()
@@ -458,9 +459,6 @@ class TransferClassifier(NeuralNetClassifier):
                 if bar is not None:
                     bar.close()
         return torch.stack(rows)
-
-    def _sample(self, source, index):
-        return SampleDataset(source, None, self.preprocessor_)[index][0]
 
     def fit_loop(self, X, y=None, epochs=None, **fit_params):
         k = self._cache_depth(X) if hasattr(X, "load") and not isinstance(

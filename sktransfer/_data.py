@@ -46,10 +46,9 @@ class ImageInput:
 
     kind = "image"
 
-    def __init__(self, items, form: str, fingerprint_parts=None):
+    def __init__(self, items, form: str):
         self.items = items
         self.form = form  # "array", "paths", "pil"
-        self._fingerprint_parts = fingerprint_parts
 
     def __len__(self) -> int:
         return len(self.items)
@@ -60,26 +59,6 @@ class ImageInput:
         if self.form == "paths":
             return _decode_path(self.items[index])
         return _pil_to_tensor(self.items[index], f"X[{index}]")
-
-    def fingerprint(self) -> str:
-        """A hash identifying the contents (arrays) or the files (paths + mtimes)."""
-        import hashlib
-
-        h = hashlib.blake2b(digest_size=16)
-        h.update(self.form.encode())
-        if self.form == "array":
-            arr = self.items
-            h.update(str((arr.dtype, arr.shape)).encode())
-            h.update(np.ascontiguousarray(arr).data)
-        elif self.form == "paths":
-            for p in self.items:
-                st = os.stat(p)
-                h.update(f"{p}\0{st.st_mtime_ns}\0{st.st_size}\n".encode())
-        else:
-            for img in self.items:
-                h.update(f"{img.mode}{img.size}".encode())
-                h.update(img.tobytes())
-        return h.hexdigest()
 
 
 class VectorInput:
@@ -100,14 +79,6 @@ class VectorInput:
 
     def load(self, index: int) -> torch.Tensor:
         return torch.from_numpy(np.array(self.items[index], dtype=np.float32))
-
-    def fingerprint(self) -> str:
-        import hashlib
-
-        h = hashlib.blake2b(digest_size=16)
-        h.update(str(self.items.shape).encode())
-        h.update(np.ascontiguousarray(self.items).data)
-        return h.hexdigest()
 
 
 # -- arrays ------------------------------------------------------------------------

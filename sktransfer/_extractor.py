@@ -12,7 +12,7 @@ from sklearn.utils.validation import check_is_fitted
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ._cache import FEATURES, stage_fingerprints
+from ._cache import FEATURES, data_fingerprint, stage_fingerprints
 from ._common import (check_source_kind, make_backbone, preprocessor_for, progress_bar,
                       resolve_device, seeded)
 from ._data import SampleDataset, VectorInput, as_input, torch_ready
@@ -174,7 +174,7 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
     def _transform_source(self, source, use_cache: bool) -> np.ndarray:
         key = None
         if use_cache or self.memory is not None:
-            key = hashlib.blake2b(self._model_key + source.fingerprint().encode(),
+            key = hashlib.blake2b(self._model_key + data_fingerprint(source).encode(),
                                   digest_size=16).hexdigest()
         if use_cache:
             hit = FEATURES.get(key)
@@ -239,8 +239,7 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
     def __setstate__(self, state):
         self.__dict__.update(state)
         if "extractor_" in state:
-            self.device_ = resolve_device(self.device) if self.device != "auto" \
-                else resolve_device("auto")
+            self.device_ = resolve_device(self.device)
             self.extractor_ = self.extractor_.to(self.device_)
 
     def __sklearn_tags__(self):

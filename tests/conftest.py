@@ -17,14 +17,25 @@ def _seed_everything():
     yield
 
 
+def two_class_images(n, labels=("cat", "dog")):
+    """``n`` RGB 32x32 float images; the first label's images are redder."""
+    rng = np.random.RandomState(0)
+    X = rng.rand(n, 32, 32, 3).astype(np.float32) * 0.5
+    y = np.array(list(labels) * (n // 2))
+    X[y == labels[0], :, :, 0] += 0.5
+    return X, y
+
+
+@pytest.fixture(scope="session")
+def make_images():
+    """The image generator, for module-scoped fixtures of other test files."""
+    return two_class_images
+
+
 @pytest.fixture
 def images():
-    """40 RGB 32x32 float images, two classes that differ in their red channel."""
-    rng = np.random.RandomState(0)
-    X = rng.rand(40, 32, 32, 3).astype(np.float32) * 0.5
-    y = np.array(["cat", "dog"] * 20)
-    X[y == "cat", :, :, 0] += 0.5
-    return X, y
+    """40 images, cat / dog."""
+    return two_class_images(40)
 
 
 @pytest.fixture

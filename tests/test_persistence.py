@@ -40,12 +40,8 @@ def _clf(**kw):
 
 
 @pytest.fixture(scope="module")
-def data():
-    rng = np.random.RandomState(0)
-    X = rng.rand(32, 32, 32, 3).astype(np.float32) * 0.5
-    y = np.array(["cat", "dog"] * 16)
-    X[y == "cat", :, :, 0] += 0.5
-    return X, y
+def data(make_images):
+    return make_images(32)
 
 
 @pytest.fixture(scope="module")

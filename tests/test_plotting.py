@@ -27,11 +27,8 @@ def _fake_results():
 
 
 @pytest.fixture(scope="module")
-def search():
-    rng = np.random.RandomState(0)
-    X = rng.rand(24, 32, 32, 3).astype(np.float32) * 0.5
-    y = np.array(["a", "b"] * 12)
-    X[y == "a", :, :, 0] += 0.5
+def search(make_images):
+    X, y = make_images(24, labels=("a", "b"))
     clf = TransferClassifier("tiny_cnn", weights=None, max_epochs=2, random_state=0)
     return GridSearchCV(clf, {"freeze_depth": [0, 2, "all"]}, cv=2).fit(X, y), X, y
 

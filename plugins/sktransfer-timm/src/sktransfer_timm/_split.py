@@ -82,25 +82,24 @@ class _ViTEmbed(nn.Module):
         return self.norm_pre(self.patch_drop(x))
 
 
-class _ForwardFeatures(nn.Module):
-    """The whole trunk as one block (models whose trunk is not a plain sequence)."""
+class _ModelMethod(nn.Module):
+    """Runs one method of the timm model; registers only the submodules it owns."""
 
     def __init__(self, model, owned: list[nn.Module]):
         super().__init__()
         self.owned = nn.ModuleList(owned)
-        self._model = [model]
+        self._model = [model]  # a list, so the whole model is not registered twice
+
+
+class _ForwardFeatures(_ModelMethod):
+    """The whole trunk as one block (models whose trunk is not a plain sequence)."""
 
     def forward(self, x):
         return self._model[0].forward_features(x)
 
 
-class TimmHead(nn.Module):
+class TimmHead(_ModelMethod):
     """``forward_head(x, pre_logits=True)``: timm's own pooling, without the classifier."""
-
-    def __init__(self, model, owned: list[nn.Module]):
-        super().__init__()
-        self.owned = nn.ModuleList(owned)
-        self._model = [model]
 
     def forward(self, x):
         return self._model[0].forward_head(x, pre_logits=True)
