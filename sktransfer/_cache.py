@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 __all__ = ["LRUCache", "ACTIVATIONS", "FEATURES", "sample_keys", "data_fingerprint",
-           "stage_fingerprints", "clear_caches"]
+           "stage_fingerprints", "clear_caches", "prefix_activations", "activation_bytes"]
 
 
 def _digest(*parts: bytes) -> bytes:
@@ -139,3 +139,68 @@ def clear_caches() -> None:
     """Drop every cached activation and feature of this process."""
     ACTIVATIONS.clear()
     FEATURES.clear()
+
+
+def activation_bytes(module, samples, k: int, device) -> int:
+    """Bytes the outputs of stages ``0..k-1`` take for every sample of ``samples``."""
+    with torch.inference_mode():
+        was_training = module.training
+        module.eval()
+        try:
+            out = module.forward_prefix(samples[0][0][None].to(device), k)
+        finally:
+            module.train(was_training)
+    return out.element_size() * out.numel() * len(samples)
+
+
+def prefix_activations(module, source, samples, k: int, context: str, *, batch_size: int,
+                       device, verbose: bool = False, store: bool = True) -> torch.Tensor:
+    """Outputs of stages ``0..k-1`` of ``module`` for every sample, via :data:`ACTIVATIONS`.
+
+    ``source`` gives the per-sample keys, ``samples`` (a dataset of preprocessed
+    ``(x, y)``) the inputs; ``context`` names what else the output depends on
+    (backbone, preprocessing). Samples already cached are looked up; for the
+    others, the deepest shallower prefix cached for all of them is the starting
+    point, so a deeper candidate reuses a shallower one's work. ``store=False``
+    computes without filling the cache (``cache=False``).
+    """
+    from ._common import progress_bar
+
+    prints = stage_fingerprints(module.stages[:k])
+    keys = sample_keys(source)
+    rows: list[torch.Tensor | None] = [ACTIVATIONS.get((context, prints[k - 1], key))
+                                       for key in keys] if store else [None] * len(keys)
+    todo = [i for i, r in enumerate(rows) if r is None]
+    ACTIVATIONS.hits += len(keys) - len(todo)
+    ACTIVATIONS.misses += len(todo)
+    if not todo:
+        return torch.stack(rows)
+    start, inputs = 0, None
+    for j in range(k - 1, 0, -1) if store else ():
+        found = [ACTIVATIONS.get((context, prints[j - 1], keys[i])) for i in todo]
+        if all(f is not None for f in found):
+            start, inputs = j, found
+            break
+    was_training = module.training
+    module.eval()
+    bar = progress_bar(len(todo), f"caching frozen blocks 0..{k - 1}", verbose)
+    try:
+        with torch.inference_mode():
+            for lo in range(0, len(todo), batch_size):
+                idx = todo[lo:lo + batch_size]
+                if inputs is None:
+                    batch = torch.stack([samples[i][0] for i in idx])
+                else:
+                    batch = torch.stack(inputs[lo:lo + len(idx)])
+                out = module.forward_prefix(batch.to(device), k, start).cpu()
+                for i, row in zip(idx, out):
+                    rows[i] = row.clone()
+                    if store:
+                        ACTIVATIONS.put((context, prints[k - 1], keys[i]), rows[i])
+                if bar is not None:
+                    bar.update(len(idx))
+    finally:
+        module.train(was_training)
+        if bar is not None:
+            bar.close()
+    return torch.stack(rows)

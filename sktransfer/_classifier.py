@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import inspect
 import numbers
 
 import numpy as np
@@ -15,11 +16,12 @@ from skorch import NeuralNetClassifier
 from skorch.callbacks import EpochScoring
 from torch.utils.data import Dataset, Subset
 
-from ._cache import ACTIVATIONS, sample_keys, stage_fingerprints
-from ._common import (check_source_kind, make_backbone, preprocessor_for, progress_bar,
-                      resolve_device, seeded)
+from ._cache import ACTIVATIONS, activation_bytes, prefix_activations
+from ._common import check_source_kind, make_backbone, preprocessor_for, resolve_device, seeded
 from ._data import SampleDataset, VectorInput, as_input, make_augment
 from ._network import TransferNet
+from ._recipe import (BACKBONE_LR_SCALE, HEAD_WARMUP, LABEL_SMOOTHING, LRSchedule,
+                      check_recipe_params, optimizer_groups, scaled_lr_setter, warm_up_head)
 from .freezing import FreezeContext, make_freezer
 
 __all__ = ["TransferClassifier", "resolve_freeze_depth"]
@@ -118,10 +120,34 @@ class TransferClassifier(NeuralNetClassifier):
     amp : bool, default=False
         Mixed precision on CUDA: forward passes run under ``torch.autocast``
         with bfloat16 (no gradient scaler needed). Ignored on the CPU.
+    norm_mode : {"frozen", "train"}, default="frozen"
+        ``"frozen"`` keeps every BatchNorm layer in inference mode, also in
+        trainable blocks: running statistics stay the pretrained ones, the
+        affine parameters train. ``"train"``: plain PyTorch behaviour, batch
+        statistics in trainable blocks (harmful on small data).
+    head_warmup : int, default=20
+        Passes over the training set in which the new head is trained alone on
+        the pooled features of the frozen pretrained backbone, before the main
+        epochs (only when the network is freshly built). The features come from
+        the frozen-prefix cache. 0 turns it off.
+    head_warmup_lr : float, default=1e-2
+        AdamW learning rate of the head warm-up.
+    backbone_lr_scale : float, default=1.0
+        The backbone's learning rate is ``lr * backbone_lr_scale``; the head's
+        is ``lr``. Per-group scales of a strategy multiply on top.
+    lr_schedule : {"cosine", "constant"}, default="cosine"
+        ``"cosine"``: linear warm-up over the first ``lr_warmup`` fraction of
+        the steps, then cosine decay to zero, stepped every batch.
+    lr_warmup : float, default=0.1
+        Fraction of the steps spent warming the learning rate up, in [0, 1).
+    label_smoothing : float, default=0.1
+        Label smoothing of the cross-entropy loss, in [0, 1).
     lr : float, default=1e-3
     max_epochs : int, default=10
     batch_size : int, default=32
     optimizer : torch optimizer class, default=AdamW
+        Built with one group per (part, decay) pair: parameters with fewer than
+        two dimensions (biases, normalisation) get no weight decay.
     train_split : callable or None, default=None
         None trains on all data (few-shot friendly); pass
         ``skorch.dataset.ValidSplit(5, stratified=True)`` for a validation split.
@@ -168,7 +194,9 @@ class TransferClassifier(NeuralNetClassifier):
     def __init__(self, backbone="resnet18", weights="DEFAULT", freeze_depth="all",
                  freeze_strategy="depth", image_size=None, augment=None, head_hidden=None,
                  head_dropout=0.0, cache="auto", cache_memory=2 << 30, random_state=None,
-                 amp=False, *,
+                 amp=False, *, norm_mode="frozen", head_warmup=HEAD_WARMUP,
+                 head_warmup_lr=1e-2, backbone_lr_scale=BACKBONE_LR_SCALE,
+                 lr_schedule="cosine", lr_warmup=0.1, label_smoothing=LABEL_SMOOTHING,
                  module=TransferNet, criterion=torch.nn.CrossEntropyLoss,
                  optimizer=torch.optim.AdamW, lr=1e-3, max_epochs=10, batch_size=32,
                  train_split=None, device="auto", verbose=0, **kwargs):
@@ -187,6 +215,13 @@ class TransferClassifier(NeuralNetClassifier):
         self.cache_memory = cache_memory
         self.random_state = random_state
         self.amp = amp
+        self.norm_mode = norm_mode
+        self.head_warmup = head_warmup
+        self.head_warmup_lr = head_warmup_lr
+        self.backbone_lr_scale = backbone_lr_scale
+        self.lr_schedule = lr_schedule
+        self.lr_warmup = lr_warmup
+        self.label_smoothing = label_smoothing
 
     def _get_param_names(self):
         # skorch lists every public-looking attribute; private state is not a param
@@ -208,7 +243,7 @@ class TransferClassifier(NeuralNetClassifier):
             if name == "valid_acc":
                 cb = EpochScoring(_encoded_accuracy, name="valid_acc", lower_is_better=False)
             callbacks.append((name, cb))
-        return callbacks
+        return callbacks + [("lr_schedule", LRSchedule())]
 
     # -- device: "auto" stays the param; the resolved device is used while working --
     @contextlib.contextmanager
@@ -335,15 +370,17 @@ class TransferClassifier(NeuralNetClassifier):
                              f"{self.head_hidden!r}")
         if not 0 <= float(self.head_dropout) < 1:
             raise ValueError(f"head_dropout must be in [0, 1), got {self.head_dropout!r}")
-        module_kwargs = self.get_params_for("module")
+        check_recipe_params(self)
+        module_kwargs = {"norm_mode": self.norm_mode, **self.get_params_for("module")}
         self.module_ = self.module(backbone, len(self._classes), head_hidden=self.head_hidden,
                                    head_dropout=float(self.head_dropout), **module_kwargs)
         self.freezer_ = make_freezer(self.freeze_strategy, self.get_params_for("freeze_strategy"))
         self.freeze_context_ = FreezeContext(
             module=self.module_, blocks=self.module_.blocks, pool=self.module_.pool,
             head=self.module_.head, freeze_depth=self.freeze_depth_,
-            max_epochs=self.max_epochs, lr=self.lr)
+            max_epochs=self.max_epochs, lr=self.lr, norm_mode=self.module_.norm_mode)
         self.freezer_.setup(self.freeze_context_)
+        self._head_needs_warmup = True
         if backbone.input_kind == "image":
             self.module_.to(memory_format=torch.channels_last)
         return self
@@ -351,10 +388,29 @@ class TransferClassifier(NeuralNetClassifier):
     def initialize_optimizer(self, triggered_directly=None):
         _, kwargs = self.get_params_for_optimizer("optimizer", [])
         kwargs.pop("param_groups", None)
-        groups = [g for g in self.freezer_.param_groups(self.freeze_context_) if g["params"]]
+        groups = optimizer_groups(self.freezer_.param_groups(self.freeze_context_),
+                                  self.module_.head, self.lr, self.backbone_lr_scale)
         if not groups:  # everything frozen and an empty head cannot happen, but be explicit
             raise ValueError("the freezing strategy left no parameter to train")
         self.optimizer_ = self.optimizer(groups, **kwargs)
+        return self
+
+    def _initialize_optimizer(self, reason=None):
+        super()._initialize_optimizer(reason)
+        # set_params(lr=...) moves the base rate; every group keeps its lr_scale
+        self._register_virtual_param(["lr", "optimizer__lr"], scaled_lr_setter)
+        return self
+
+    def initialize_criterion(self):
+        kwargs = self.get_params_for("criterion")
+        if self.label_smoothing and "label_smoothing" not in kwargs \
+                and isinstance(self.criterion, type):
+            if "label_smoothing" not in inspect.signature(self.criterion).parameters:
+                raise ValueError(f"label_smoothing={self.label_smoothing!r} but criterion "
+                                 f"{getattr(self.criterion, '__name__', self.criterion)!r} takes "
+                                 f"no label_smoothing argument; set label_smoothing=0")
+            kwargs["label_smoothing"] = float(self.label_smoothing)
+        self.criterion_ = self.initialized_instance(self.criterion, kwargs)
         return self
 
     def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
@@ -407,69 +463,54 @@ class TransferClassifier(NeuralNetClassifier):
             return 0
         return k
 
-    def _activation_bytes(self, source, k) -> int:
-        sample = SampleDataset(source, None, self.preprocessor_)[0][0][None]
-        with torch.inference_mode():
-            self.module_.eval()
-            out = self.module_.forward_prefix(sample.to(self.device), k)
-        return out.element_size() * out.numel() * len(source)
+    def _activation_context(self) -> str:
+        return repr((self.backbone, getattr(self.preprocessor_, "p", None)))
 
-    def _prefix_activations(self, source, k) -> torch.Tensor:
+    def _activation_bytes(self, source, k) -> int:
+        return activation_bytes(self.module_, SampleDataset(source, None, self.preprocessor_),
+                                k, self.device)
+
+    def _prefix_activations(self, source, k, store=True) -> torch.Tensor:
         """Outputs of stages ``0..k-1`` for every sample, via the shared cache."""
-        stages = self.module_.stages
-        prints = stage_fingerprints(stages[:k])
-        context = repr((self.backbone, getattr(self.preprocessor_, "p", None)))
-        keys = sample_keys(source)
-        ACTIVATIONS.max_bytes = max(ACTIVATIONS.max_bytes, int(self.cache_memory))
-        rows: list[torch.Tensor | None] = [ACTIVATIONS.get((context, prints[k - 1], key))
-                                           for key in keys]
-        todo = [i for i, r in enumerate(rows) if r is None]
-        ACTIVATIONS.hits += len(keys) - len(todo)
-        ACTIVATIONS.misses += len(todo)
-        if todo:
-            # start from the deepest shallower prefix already cached for all of them
-            start, inputs = 0, None
-            for j in range(k - 1, 0, -1):
-                found = [ACTIVATIONS.get((context, prints[j - 1], keys[i])) for i in todo]
-                if all(f is not None for f in found):
-                    start, inputs = j, found
-                    break
-            samples = SampleDataset(source, None, self.preprocessor_)
-            was_training = self.module_.training
-            self.module_.eval()
-            bar = progress_bar(len(todo), f"caching frozen blocks 0..{k - 1}",
-                               self.verbose > 0)
-            try:
-                with torch.inference_mode():
-                    for lo in range(0, len(todo), self.batch_size):
-                        idx = todo[lo:lo + self.batch_size]
-                        if inputs is None:
-                            batch = torch.stack([samples[i][0] for i in idx])
-                        else:
-                            batch = torch.stack(inputs[lo:lo + len(idx)])
-                        out = self.module_.forward_prefix(batch.to(self.device), k, start).cpu()
-                        for i, row in zip(idx, out):
-                            row = row.clone()
-                            rows[i] = row
-                            ACTIVATIONS.put((context, prints[k - 1], keys[i]), row)
-                        if bar is not None:
-                            bar.update(len(idx))
-            finally:
-                self.module_.train(was_training)
-                if bar is not None:
-                    bar.close()
-        return torch.stack(rows)
+        if store:
+            ACTIVATIONS.max_bytes = max(ACTIVATIONS.max_bytes, int(self.cache_memory))
+        return prefix_activations(
+            self.module_, source, SampleDataset(source, None, self.preprocessor_), k,
+            self._activation_context(), batch_size=self.batch_size, device=self.device,
+            verbose=self.verbose > 0, store=store)
+
+    def _warm_up_head(self, X, y, cached: torch.Tensor | None, k: int):
+        """Train the new head on pooled features of the frozen backbone (see ``_recipe``)."""
+        self._head_needs_warmup = False
+        self.head_warmup_loss_ = None
+        if not self.head_warmup:
+            return
+        n_stages = self.module_.n_blocks + 1
+        if cached is not None and k == n_stages:
+            features = cached
+        elif cached is not None:
+            # the trainable stages on top of the cached prefix, once, in eval mode
+            features = self.module_.run_stages(cached, k, n_stages, self.batch_size,
+                                               self.device)
+        else:
+            features = self._prefix_activations(X, n_stages, store=self.cache is not False)
+        train, _ = self.get_split_datasets(_ActivationInput(features), y)
+        self.head_warmup_loss_ = warm_up_head(
+            self.module_.head, self.criterion_, train, epochs=int(self.head_warmup),
+            lr=float(self.head_warmup_lr), batch_size=self.batch_size, device=self.device)
 
     def fit_loop(self, X, y=None, epochs=None, **fit_params):
         k = self._cache_depth(X) if hasattr(X, "load") and not isinstance(
             X, _ActivationInput) else 0
         self.cache_used_ = k > 0
+        cached = self._prefix_activations(X, k) if k else None
+        if getattr(self, "_head_needs_warmup", False) and hasattr(X, "load"):
+            self._warm_up_head(X, y, cached, k)
         if not k:
             return super().fit_loop(X, y, epochs=epochs, **fit_params)
-        activations = _ActivationInput(self._prefix_activations(X, k))
         self.module_.start = k
         try:
-            return super().fit_loop(activations, y, epochs=epochs, **fit_params)
+            return super().fit_loop(_ActivationInput(cached), y, epochs=epochs, **fit_params)
         finally:
             self.module_.start = 0
 

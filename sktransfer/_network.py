@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ._recipe import set_norm_mode
+
 __all__ = ["TransferNet", "make_head"]
 
 
@@ -39,11 +41,16 @@ class TransferNet(nn.Module):
         Width of an optional hidden layer in the head.
     head_dropout : float
         Dropout before each head layer.
+    norm_mode : {"frozen", "train"}
+        ``"frozen"`` keeps every BatchNorm layer of the backbone in inference
+        mode while training (running statistics fixed, affine parameters still
+        train); ``"train"`` lets trainable stages update them (see ``_recipe``).
     """
 
     def __init__(self, backbone, n_outputs: int, head_hidden: int | None = None,
-                 head_dropout: float = 0.0):
+                 head_dropout: float = 0.0, norm_mode: str = "train"):
         super().__init__()
+        self.norm_mode = norm_mode
         self.blocks = backbone.blocks
         self.pool = backbone.pool
         self.head = make_head(backbone.num_features, n_outputs, head_hidden, head_dropout)
@@ -67,6 +74,18 @@ class TransferNet(nn.Module):
             x = stage(x)
         return x
 
+    def run_stages(self, x: torch.Tensor, start: int, stop: int, batch_size: int,
+                   device) -> torch.Tensor:
+        """Stages ``start..stop-1`` on ``x`` in eval mode, batch by batch; result on the CPU."""
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.inference_mode():
+                return torch.cat([self.forward_prefix(part.to(device), stop, start).cpu()
+                                  for part in x.split(batch_size)])
+        finally:
+            self.train(was_training)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.forward_prefix(x, len(self.blocks) + 1, self.start)
         return self.head(x)
@@ -77,4 +96,5 @@ class TransferNet(nn.Module):
         stages = self.stages
         for index in self.eval_stages:
             stages[index].eval()
+        set_norm_mode(stages, getattr(self, "norm_mode", "train"))
         return self

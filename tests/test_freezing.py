@@ -50,9 +50,9 @@ def test_bitfit_moves_only_biases_and_norm_params(images, weights_file):
 
 def test_gradual_after_two_epochs_top_moved_bottom_not(images, weights_file):
     start = _initial(weights_file)
-    # epoch 0 trains the head only, epoch 1 opens the pool (tiny_cnn's has no
-    # parameters), epoch 2 the top block: three epochs = two with something to move
-    clf = _fit(images, weights_file, freeze_strategy="gradual", freeze_depth=0, max_epochs=3)
+    # epoch 0 trains the head only; epoch 1 opens the top block (and the pool above it,
+    # which has no parameters and so is not a step of its own)
+    clf = _fit(images, weights_file, freeze_strategy="gradual", freeze_depth=0, max_epochs=2)
     top_before = dict(start.blocks[3].named_parameters())
     low_before = dict(start.blocks[0].named_parameters())
     assert any(not torch.equal(p, top_before[n]) for n, p in clf.module_.blocks[3].named_parameters())
@@ -73,9 +73,14 @@ def test_gradual_never_unfreezes_below_freeze_depth(images, weights_file):
 def test_discriminative_param_groups_decay(images, weights_file):
     clf = _fit(images, weights_file, freeze_strategy="discriminative", freeze_depth=1,
                freeze_strategy__decay=0.5, lr=0.1)
+    # head at lr, then blocks 3, 2, 1 (the pool has no parameters); each part is split
+    # into decayed weights and undecayed norm parameters (the head: weight and bias)
     lrs = [g["lr"] for g in clf.optimizer_.param_groups]
-    # head at lr, then blocks 3, 2, 1 (the pool has no parameters)
-    assert lrs == pytest.approx([0.1, 0.1 * 0.5 ** 2, 0.1 * 0.5 ** 3, 0.1 * 0.5 ** 4])
+    expected = [0.1, 0.1 * 0.5 ** 2, 0.1 * 0.5 ** 3, 0.1 * 0.5 ** 4]
+    assert lrs == pytest.approx([lr for lr in expected for _ in (0, 1)])
+    clf.set_params(lr=0.2)  # the ratios survive a new base rate
+    assert [g["lr"] for g in clf.optimizer_.param_groups] == pytest.approx(
+        [2 * lr for lr in lrs])
 
 
 def test_lp_ft_switches_from_probe_to_finetune(images, weights_file):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import inspect
 
 from .._registry import Registry
 from ._base import FreezeContext, FreezeStrategy
@@ -52,10 +53,24 @@ def make_freezer(strategy, options: dict) -> FreezeStrategy:
         raise TypeError(f"freeze_strategy must be a registered name (see list_freezers()) or "
                         f"an object with {', '.join(_HOOKS)}; {type(strategy).__name__} lacks "
                         f"{', '.join(missing)}")
-    fresh = copy.deepcopy(strategy)
-    for key, value in options.items():
-        if not hasattr(fresh, key):
-            raise ValueError(f"freeze_strategy__{key}: {type(strategy).__name__} has no "
-                             f"option {key!r}")
-        setattr(fresh, key, value)
-    return fresh
+    if not options:
+        return copy.deepcopy(strategy)
+    # rebuild through the constructor, so its validation sees the options too
+    params = _constructor_params(type(strategy))
+    unknown = sorted(set(options) - set(params))
+    if unknown:
+        raise ValueError(f"freeze_strategy__{unknown[0]}: {type(strategy).__name__} has no "
+                         f"option {unknown[0]!r}; its options are {params}")
+    kwargs = {name: copy.deepcopy(getattr(strategy, name)) for name in params
+              if hasattr(strategy, name)}
+    kwargs.update(options)
+    try:
+        return type(strategy)(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"freeze_strategy={type(strategy).__name__}(...) with options "
+                         f"{options}: {exc}") from exc
+
+
+def _constructor_params(cls) -> list[str]:
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return [p.name for p in inspect.signature(cls).parameters.values() if p.kind in kinds]

@@ -11,7 +11,11 @@ Life cycle, driven by :class:`sktransfer.TransferClassifier`:
 1. ``setup(ctx)`` once, after the network is built and its weights loaded:
    freeze and unfreeze with ``ctx.freeze`` / ``ctx.unfreeze``.
 2. ``param_groups(ctx)`` once, to build the optimizer: every parameter that
-   will train at *any* point of the fit, grouped (a group may carry ``lr``).
+   will train at *any* point of the fit, grouped. A group may carry ``lr_scale``
+   (relative to the estimator's ``lr``, timm's convention; kept by
+   ``set_params(lr=...)``) or an absolute ``lr``. The estimator then splits each
+   group into decayed weights and undecayed biases / norm parameters and scales
+   backbone parameters by ``backbone_lr_scale``.
    Parameters that are frozen for the moment simply get no gradient.
 3. ``on_epoch_begin(ctx, epoch)`` before each epoch (0-based).
 4. ``penalty(ctx)`` each training step: a scalar tensor added to the loss, or None.
@@ -57,6 +61,10 @@ class FreezeContext:
     max_epochs : int
     lr : float
         The estimator's base learning rate.
+    norm_mode : str
+        ``"frozen"``: BatchNorm layers stay in inference mode even in trainable
+        stages (applied by the network on every mode switch, so strategies need
+        not handle it); ``"train"``: they follow the stage.
     """
 
     module: nn.Module
@@ -66,6 +74,7 @@ class FreezeContext:
     freeze_depth: int
     max_epochs: int
     lr: float
+    norm_mode: str = "train"
 
     @property
     def n_blocks(self) -> int:
@@ -86,7 +95,7 @@ class FreezeContext:
             for p in self.stages[index].parameters():
                 p.requires_grad_(False)
             self.module.eval_stages.add(index)
-            self.stages[index].eval()
+        self.module.train(self.module.training)
 
     def unfreeze(self, start: int = 0, stop: int | None = None) -> None:
         """Let stages ``start..stop-1`` train (gradients, train mode while fitting)."""
@@ -95,7 +104,8 @@ class FreezeContext:
             for p in self.stages[index].parameters():
                 p.requires_grad_(True)
             self.module.eval_stages.discard(index)
-            self.stages[index].train(self.module.training)
+        # the network re-applies eval stages and the norm mode on every switch
+        self.module.train(self.module.training)
 
 
 class FreezeStrategy:

@@ -39,8 +39,13 @@ class GradualUnfreezer(FreezeStrategy):
 
     def on_epoch_begin(self, ctx: FreezeContext, epoch: int) -> None:
         n_open = epoch // self.every  # stages opened so far, from the top
-        first_open = max(ctx.freeze_depth, len(ctx.stages) - n_open)
-        ctx.unfreeze(first_open)
+        if n_open == 0:
+            return
+        # a stage without parameters (a ResNet's pool) opens with the one below it
+        with_params = [i for i in reversed(range(ctx.freeze_depth, len(ctx.stages)))
+                       if next(ctx.stages[i].parameters(), None) is not None]
+        first_open = with_params[n_open - 1] if n_open <= len(with_params) else ctx.freeze_depth
+        ctx.unfreeze(max(first_open, ctx.freeze_depth))
 
 
 class DiscriminativeLR(FreezeStrategy):
@@ -48,6 +53,8 @@ class DiscriminativeLR(FreezeStrategy):
 
     The head trains at ``lr``; each stage below it at the rate of the stage
     above times ``decay`` (fastai's ``slice(lo, hi)``, timm's ``layer_decay``).
+    The rates are ``lr_scale`` factors, so ``set_params(lr=...)`` keeps them, and
+    ``backbone_lr_scale`` multiplies the backbone's on top.
 
     Parameters
     ----------
@@ -61,12 +68,12 @@ class DiscriminativeLR(FreezeStrategy):
         self.decay = decay
 
     def param_groups(self, ctx: FreezeContext) -> list[dict]:
-        groups = [{"params": list(ctx.head.parameters()), "lr": ctx.lr}]
+        groups = [{"params": list(ctx.head.parameters()), "lr_scale": 1.0}]
         top = len(ctx.stages)
         for index in reversed(self.trainable_stages(ctx)):
             params = list(ctx.stages[index].parameters())
             if params:
-                groups.append({"params": params, "lr": ctx.lr * self.decay ** (top - index)})
+                groups.append({"params": params, "lr_scale": self.decay ** (top - index)})
         return groups
 
 

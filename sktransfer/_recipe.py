@@ -1,0 +1,213 @@
+"""The fine-tuning recipe: what makes a fine-tuned candidate train well on small data.
+
+One place for the choices a practitioner's hand-written loop makes and that a
+naive ``optimizer(model.parameters())`` loop gets wrong. Each is an ordinary
+``TransferClassifier`` parameter, so it can be grid-searched; the defaults were
+chosen by measurement (``benchmarks/finetune_quality.py``):
+
+* **Normalisation layers** (``norm_mode``): in ``"frozen"`` mode every BatchNorm
+  layer of the backbone stays in inference mode - its running statistics are
+  the pretrained ones and never move, while its affine parameters still train.
+  Batch statistics of a few dozen images, and a running average that never
+  catches up, wreck a pretrained network on small data (the Keras transfer-
+  learning guide; timm's and fastai's practice). ``"train"`` is plain PyTorch
+  behaviour.
+* **Head warm-up** (``head_warmup``, ``head_warmup_lr``): before the body moves,
+  the new, randomly initialised head is trained alone on the pooled features of
+  the pretrained backbone. Those come from the frozen-prefix cache, so this
+  costs a forward pass of the trainable stages and a few thousand steps of a
+  linear layer, not passes over the pixels.
+* **Learning rates per part** (``backbone_lr_scale``): the head trains at ``lr``,
+  the backbone at ``lr * backbone_lr_scale``; a strategy's own per-group scales
+  (``"discriminative"``) multiply on top. Groups carry ``lr_scale``, timm's
+  convention, so ``set_params(lr=...)`` keeps every ratio.
+* **Weight decay** only on weights: biases and normalisation parameters (every
+  parameter with fewer than two dimensions) get none, timm's convention - decay
+  would pull exactly what BitFit trains towards zero.
+* **Schedule** (``lr_schedule``, ``lr_warmup``): linear warm-up over the first
+  fraction of the steps, then cosine decay to zero, stepped every batch.
+* **Label smoothing** (``label_smoothing``) in the cross-entropy loss.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from skorch.callbacks import Callback
+from torch import nn
+from torch.utils.data import DataLoader
+
+__all__ = ["NORM_MODES", "LR_SCHEDULES", "HEAD_WARMUP", "BACKBONE_LR_SCALE", "LABEL_SMOOTHING",
+           "set_norm_mode", "optimizer_groups", "LRSchedule", "scaled_lr_setter", "warm_up_head",
+           "check_recipe_params"]
+
+NORM_MODES = ("frozen", "train")
+# defaults measured by benchmarks/finetune_quality.py (see benchmarks/README.md)
+HEAD_WARMUP = 20
+BACKBONE_LR_SCALE = 1.0
+LABEL_SMOOTHING = 0.1
+LR_SCHEDULES = ("cosine", "constant")
+_BATCH_NORMS = (nn.modules.batchnorm._BatchNorm,)
+
+
+def set_norm_mode(stages, mode: str) -> None:
+    """Put the BatchNorm layers of ``stages`` in inference mode when ``mode == "frozen"``.
+
+    Called by :meth:`TransferNet.train` after every mode switch, so it holds for
+    every strategy and every epoch; the layers' affine parameters keep training.
+    """
+    if mode != "frozen":
+        return
+    for stage in stages:
+        for module in stage.modules():
+            if isinstance(module, _BATCH_NORMS):
+                module.eval()
+
+
+def _decays(param: torch.Tensor) -> bool:
+    # biases, norm scales and shifts, layer-scale gammas, class tokens: no decay (timm)
+    return param.ndim > 1
+
+
+def optimizer_groups(strategy_groups, head: nn.Module, base_lr: float,
+                     backbone_lr_scale: float) -> list[dict]:
+    """A strategy's parameter groups -> optimizer groups with ``lr_scale`` and decay split.
+
+    A strategy group may carry ``lr_scale`` (relative to the estimator's ``lr``) or,
+    as older strategies do, an absolute ``lr``, turned into a scale here. Backbone
+    parameters are further scaled by ``backbone_lr_scale``; head parameters are not.
+    Parameters with fewer than two dimensions get ``weight_decay=0``.
+    """
+    head_ids = {id(p) for p in head.parameters()}
+    groups = []
+    for group in strategy_groups:
+        group = dict(group)
+        params = list(group.pop("params"))
+        if "lr_scale" not in group:
+            group["lr_scale"] = group.pop("lr") / base_lr if "lr" in group else 1.0
+        group.pop("lr", None)
+        scale = group.pop("lr_scale")
+        for is_head in (True, False):
+            part = [p for p in params if (id(p) in head_ids) == is_head]
+            part_scale = scale if is_head else scale * backbone_lr_scale
+            for decay in (True, False):
+                chosen = [p for p in part if _decays(p) == decay]
+                if not chosen:
+                    continue
+                extra = {} if decay else {"weight_decay": 0.0}
+                groups.append({**group, **extra, "params": chosen, "lr_scale": part_scale,
+                               "lr": base_lr * part_scale})
+    return groups
+
+
+def scaled_lr_setter(net, param, value):
+    """``set_params(lr=...)`` sets the base rate; every group keeps its ``lr_scale``."""
+    net.lr = value
+    for group in net.optimizer_.param_groups:
+        group["lr"] = value * group.get("lr_scale", 1.0)
+
+
+class LRSchedule(Callback):
+    """Per-batch learning rates: ``net.lr * group["lr_scale"] * factor(step)``.
+
+    The factor follows the net's ``lr_schedule``: ``"cosine"`` rises linearly
+    over the first ``lr_warmup`` fraction of the fit's steps, then decays to
+    zero along a cosine; ``"constant"`` is 1 throughout. At the end of the fit
+    every group is left at its nominal rate, so ``optimizer_`` shows what
+    ``lr`` and the scales say.
+    """
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        self.step_ = 0
+        self.total_steps_ = None
+
+    def on_epoch_begin(self, net, dataset_train=None, **kwargs):
+        if self.total_steps_ is None and dataset_train is not None:
+            batch_size = net.get_params_for("iterator_train").get("batch_size", net.batch_size)
+            batch_size = len(dataset_train) if batch_size == -1 else batch_size
+            self.total_steps_ = max(1, math.ceil(len(dataset_train) / batch_size)
+                                    * net.max_epochs)
+
+    def factor(self, net) -> float:
+        if net.lr_schedule == "constant" or not self.total_steps_:
+            return 1.0
+        progress = min(self.step_ / self.total_steps_, 1.0)
+        warmup = float(net.lr_warmup)
+        if progress < warmup:
+            return (self.step_ + 1) / (warmup * self.total_steps_ + 1)
+        return 0.5 * (1.0 + math.cos(math.pi * (progress - warmup) / max(1e-12, 1.0 - warmup)))
+
+    def on_batch_begin(self, net, batch=None, training=False, **kwargs):
+        if not training:
+            return
+        factor = self.factor(net)
+        for group in net.optimizer_.param_groups:
+            group["lr"] = net.lr * group.get("lr_scale", 1.0) * factor
+
+    def on_batch_end(self, net, batch=None, training=False, **kwargs):
+        if training:
+            self.step_ += 1
+
+    def on_train_end(self, net, X=None, y=None, **kwargs):
+        scaled_lr_setter(net, "lr", net.lr)
+
+
+def warm_up_head(head: nn.Module, criterion, dataset, *, epochs: int, lr: float,
+                 batch_size: int, device) -> float | None:
+    """Train ``head`` alone on pooled backbone features; returns the last epoch's mean loss.
+
+    ``dataset`` yields ``(features, encoded label)`` pairs, the features being the
+    output of the whole frozen backbone. AdamW without weight decay: the head's
+    own regularisation comes from the fine-tuning phase that follows.
+    """
+    if epochs <= 0 or len(dataset) == 0:
+        return None
+    optimizer = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=0.0)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=True)
+    was_training = head.training
+    head.train()
+    try:
+        for _ in range(epochs):
+            total, seen = 0.0, 0
+            for features, target in loader:
+                features, target = features.to(device), target.to(device)
+                optimizer.zero_grad(set_to_none=True)
+                loss = criterion(head(features), target)
+                loss.backward()
+                optimizer.step()
+                total += float(loss.detach()) * len(target)
+                seen += len(target)
+    finally:
+        head.train(was_training)
+    return total / max(seen, 1)
+
+
+def _check_choice(value, name: str, options) -> None:
+    if value not in options:
+        raise ValueError(f"{name}={value!r} is not one of {list(options)}")
+
+
+def _check_number(value, name: str, low: float, high: float, *, integer=False,
+                  high_open=True) -> None:
+    kind = "an int" if integer else "a number"
+    ok_type = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+        value, (bool, np.bool_))
+    if integer:
+        ok_type = ok_type and float(value).is_integer()
+    if not ok_type or not (low <= value < high if high_open else low <= value <= high) \
+            or not math.isfinite(value):
+        bound = f"[{low}, {high})" if high_open else f"[{low}, {high}]"
+        raise ValueError(f"{name} must be {kind} in {bound}, got {value!r}")
+
+
+def check_recipe_params(est) -> None:
+    """Validate the recipe's parameters of ``est`` (called in ``fit``)."""
+    _check_choice(est.norm_mode, "norm_mode", NORM_MODES)
+    _check_choice(est.lr_schedule, "lr_schedule", LR_SCHEDULES)
+    _check_number(est.head_warmup, "head_warmup", 0, math.inf, integer=True)
+    _check_number(est.head_warmup_lr, "head_warmup_lr", 0, math.inf)
+    _check_number(est.backbone_lr_scale, "backbone_lr_scale", 0, math.inf)
+    _check_number(est.lr_warmup, "lr_warmup", 0, 1)
+    _check_number(est.label_smoothing, "label_smoothing", 0, 1)
