@@ -14,7 +14,7 @@ from sklearn.utils.multiclass import check_classification_targets, unique_labels
 from sklearn.utils.validation import column_or_1d
 from skorch import NeuralNetClassifier
 from skorch.callbacks import EpochScoring
-from torch.utils.data import Dataset, Subset
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from ._cache import ACTIVATIONS, activation_bytes, prefix_activations
 from ._common import check_source_kind, make_backbone, preprocessor_for, resolve_device, seeded
@@ -125,13 +125,13 @@ class TransferClassifier(NeuralNetClassifier):
         trainable blocks: running statistics stay the pretrained ones, the
         affine parameters train. ``"train"``: plain PyTorch behaviour, batch
         statistics in trainable blocks (harmful on small data).
-    head_warmup : int, default=20
-        Passes over the training set in which the new head is trained alone on
-        the pooled features of the frozen pretrained backbone, before the main
-        epochs (only when the network is freshly built). The features come from
-        the frozen-prefix cache. 0 turns it off.
-    head_warmup_lr : float, default=1e-2
-        AdamW learning rate of the head warm-up.
+    head_warmup : int, default=100
+        L-BFGS iterations in which the new head is fitted alone, like a
+        ``LogisticRegression``, on the pooled features of the frozen pretrained
+        backbone before the main epochs (only when the network is freshly
+        built). The features come from the frozen-prefix cache. 0 turns it off.
+    head_warmup_C : float, default=1.0
+        Inverse L2 strength of that fit, as ``LogisticRegression``'s ``C``.
     backbone_lr_scale : float, default=1.0
         The backbone's learning rate is ``lr * backbone_lr_scale``; the head's
         is ``lr``. Per-group scales of a strategy multiply on top.
@@ -140,7 +140,7 @@ class TransferClassifier(NeuralNetClassifier):
         the steps, then cosine decay to zero, stepped every batch.
     lr_warmup : float, default=0.1
         Fraction of the steps spent warming the learning rate up, in [0, 1).
-    label_smoothing : float, default=0.1
+    label_smoothing : float, default=0.0
         Label smoothing of the cross-entropy loss, in [0, 1).
     lr : float, default=1e-3
     max_epochs : int, default=10
@@ -195,7 +195,7 @@ class TransferClassifier(NeuralNetClassifier):
                  freeze_strategy="depth", image_size=None, augment=None, head_hidden=None,
                  head_dropout=0.0, cache="auto", cache_memory=2 << 30, random_state=None,
                  amp=False, *, norm_mode="frozen", head_warmup=HEAD_WARMUP,
-                 head_warmup_lr=1e-2, backbone_lr_scale=BACKBONE_LR_SCALE,
+                 head_warmup_C=1.0, backbone_lr_scale=BACKBONE_LR_SCALE,
                  lr_schedule="cosine", lr_warmup=0.1, label_smoothing=LABEL_SMOOTHING,
                  module=TransferNet, criterion=torch.nn.CrossEntropyLoss,
                  optimizer=torch.optim.AdamW, lr=1e-3, max_epochs=10, batch_size=32,
@@ -217,7 +217,7 @@ class TransferClassifier(NeuralNetClassifier):
         self.amp = amp
         self.norm_mode = norm_mode
         self.head_warmup = head_warmup
-        self.head_warmup_lr = head_warmup_lr
+        self.head_warmup_C = head_warmup_C
         self.backbone_lr_scale = backbone_lr_scale
         self.lr_schedule = lr_schedule
         self.lr_warmup = lr_warmup
@@ -495,9 +495,10 @@ class TransferClassifier(NeuralNetClassifier):
         else:
             features = self._prefix_activations(X, n_stages, store=self.cache is not False)
         train, _ = self.get_split_datasets(_ActivationInput(features), y)
+        inputs, target = next(iter(DataLoader(train, batch_size=len(train))))
         self.head_warmup_loss_ = warm_up_head(
-            self.module_.head, self.criterion_, train, epochs=int(self.head_warmup),
-            lr=float(self.head_warmup_lr), batch_size=self.batch_size, device=self.device)
+            self.module_.head, inputs.to(self.device), target.to(self.device),
+            max_iter=int(self.head_warmup), C=float(self.head_warmup_C))
 
     def fit_loop(self, X, y=None, epochs=None, **fit_params):
         k = self._cache_depth(X) if hasattr(X, "load") and not isinstance(

@@ -124,9 +124,10 @@ def test_label_smoothing_reaches_the_criterion(images):
     clf = _fit(images, None, freeze_depth="all", label_smoothing=0.2)
     assert clf.criterion_.label_smoothing == 0.2
     with pytest.raises(ValueError, match="takes no label_smoothing"):
-        _fit(images, None, criterion=torch.nn.NLLLoss)
+        _fit(images, None, criterion=torch.nn.MultiMarginLoss, label_smoothing=0.1)
+    # the default (0) works with any criterion
     assert _fit(images, None, freeze_depth="all", criterion=torch.nn.MultiMarginLoss,
-                label_smoothing=0).score(*images) >= 0
+                head_warmup=0).criterion_.margin == 1
 
 
 @pytest.mark.parametrize("param, value, match", [
@@ -184,3 +185,21 @@ def test_recipe_params_grid_search(images):
                           cv=2).fit(X, y)
     assert len(search.cv_results_["params"]) == 4
     assert clone(search.best_estimator_).get_params()["norm_mode"] in ("frozen", "train")
+
+
+def test_head_warmup_is_the_logistic_regression_probe(tiny_weights):
+    from sklearn.linear_model import LogisticRegression
+
+    from sktransfer import FeatureExtractor
+
+    rng = np.random.RandomState(0)
+    y = np.repeat(["a", "b", "c"], 10)
+    X = rng.rand(30, 32, 32, 3).astype(np.float32) * 0.5
+    X[y == "a", :, :, 0] += 0.5
+    X[y == "b", :, :, 1] += 0.5
+    path = str(tiny_weights[0])
+    clf = TransferClassifier("tiny_cnn", weights=path, freeze_depth="all", max_epochs=0,
+                             head_warmup=500, head_warmup_C=0.5, random_state=0).fit(X, y)
+    features = FeatureExtractor("tiny_cnn", weights=path).fit_transform(X)
+    probe = LogisticRegression(C=0.5, max_iter=5000, tol=1e-8).fit(features, y)
+    np.testing.assert_allclose(clf.predict_proba(X), probe.predict_proba(features), atol=2e-3)
