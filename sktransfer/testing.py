@@ -110,7 +110,7 @@ def fake_entry_points(entry_points: Mapping[str, Mapping[str, Any]],
         if isinstance(found, importlib.metadata.EntryPoints):
             return importlib.metadata.EntryPoints((*found, *added))
         # Python < 3.12 without arguments: a SelectableGroups mapping group -> EntryPoints
-        everything = itertools.chain(itertools.chain.from_iterable(found.values()), added)
+        everything = itertools.chain(itertools.chain.from_iterable(dict.values(found)), added)
         return type(found).load(everything)
 
     saved = {name: sys.modules.get(name) for name in modules}

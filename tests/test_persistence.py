@@ -459,3 +459,16 @@ def test_strict_plugins_turns_a_broken_plugin_into_an_error(fake_plugins, monkey
     refresh_plugins()
     with pytest.raises(sktransfer.PluginError, match="broken_net.*broken-plugin"):
         list_backbones()
+
+
+# -- a fitted model carries what it uses -------------------------------------------------
+def test_fitted_torchvision_model_does_not_carry_the_discarded_head():
+    X = np.random.RandomState(0).rand(8, 32, 32, 3).astype("float32")
+    clf = TransferClassifier("mobilenet_v3_small", weights=None, image_size=32, max_epochs=1,
+                             device="cpu").fit(X, np.array([0, 1] * 4))
+    assert clf.backbone_.source_module is None
+    module = io.BytesIO()
+    torch.save(clf.module_.state_dict(), module)
+    # the 1000-class head (1024 x 1000 floats, ~3.9 MiB) used to ride along
+    assert len(pickle.dumps(clf)) < 1.05 * module.tell()
+    assert get_backbone("mobilenet_v3_small").source_module is not None  # get_backbone keeps it
