@@ -91,7 +91,7 @@ class TransferClassifier(NeuralNetClassifier):
         everything; negative ``k`` counts from the top; ``"all"`` freezes the
         whole backbone (a linear probe).
     freeze_strategy : str or strategy object, default="depth"
-        How the unfrozen part is adapted (see :func:`sktransfer.list_freezers`);
+        How the unfrozen part is adapted (see :func:`sktransfer.list_strategies`);
         options go in ``freeze_strategy__<option>`` params.
     image_size : int or None, default=None
         Side of the square images fed to the network; None uses the size the

@@ -66,3 +66,14 @@ def test_the_guide_plugin_installs_and_is_listed(plugin_folder, tmp_path):
                                  "squeezenet1_1-b8a52dc0.pth", "(torch", "hub", "cache)"]
     assert rows["strategies"][:5] == ["head_warmup", "sktransfer-squeezenet", "only", "the",
                                       "new"]
+
+
+@pytest.mark.parametrize("module", ["sktransfer.freezing", "sktransfer.freezing._base",
+                                    "sktransfer.backbones", "sktransfer.backbones._pretrained",
+                                    "sktransfer.backbones._weights", "sktransfer.testing"])
+def test_plugin_api_docstring_examples_run(module):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
