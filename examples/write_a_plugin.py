@@ -2,17 +2,18 @@
 
 A backbone is an ordered list of blocks plus a pool; a freezing strategy only
 sees blocks and parameters. Register them in-process with
-``register_backbone`` / ``register_freezer``, or - for a package others install -
-through entry points in the plugin's pyproject.toml::
+``register_backbone`` / ``register_strategy``, or - for a package others install -
+through entry points in the plugin's pyproject.toml (docs/plugins.md walks through
+a whole package, tests and install included)::
 
     [project.entry-points."sktransfer.backbones"]
     small_convnet = "my_plugin:small_convnet"
 
-    [project.entry-points."sktransfer.freezers"]
+    [project.entry-points."sktransfer.strategies"]
     norms_only = "my_plugin:NormsOnly"
 
 After ``pip install my-plugin`` the names show up in ``sktransfer backbones``
-and ``sktransfer freezers``, and ``TransferClassifier(backbone="small_convnet",
+and ``sktransfer strategies``, and ``TransferClassifier(backbone="small_convnet",
 freeze_strategy="norms_only")`` works, grid search over ``freeze_depth`` included.
 
 Run: python examples/write_a_plugin.py   (SKTRANSFER_FAST=1: seconds)
@@ -25,8 +26,8 @@ from sklearn.model_selection import GridSearchCV
 from torch import nn
 
 from sktransfer import (Backbone, FreezeStrategy, GlobalPool, Preprocessing,
-                        TransferClassifier, list_backbones, list_freezers, register_backbone,
-                        register_freezer)
+                        TransferClassifier, list_backbones, list_strategies, register_backbone,
+                        register_strategy)
 
 FAST = os.environ.get("SKTRANSFER_FAST", "") not in ("", "0")
 
@@ -38,9 +39,10 @@ def _conv(c_in, c_out):
 
 @register_backbone("small_convnet")
 def small_convnet(weights=None, image_size=None):
-    """Three conv blocks. A real plugin would load its pretrained weights when
-    ``weights="DEFAULT"`` (from a file its package ships) and raise
-    ``sktransfer.MissingWeightsError`` saying where it looked when they are missing."""
+    """Three conv blocks. A real plugin would state its pretrained weights as a
+    ``sktransfer.PretrainedWeights`` and load them when ``weights="DEFAULT"``
+    (``PretrainedWeights.load_into``, which raises ``MissingWeightsError`` saying
+    where it looked when they are missing); see docs/plugins.md."""
     if weights not in (None, "DEFAULT"):
         raise ValueError(f"unknown weights {weights!r} for 'small_convnet'")
     return Backbone(
@@ -51,10 +53,14 @@ def small_convnet(weights=None, image_size=None):
         num_features=64,
         preprocessing=Preprocessing(crop_size=32, resize_size=32, mean=(0.5,) * 3,
                                     std=(0.25,) * 3),
+        min_input_size=8,  # three stride-2 blocks; sktransfer checks it for us
     )
 
 
-@register_freezer("norms_only")
+small_convnet.pretrained_weights = None  # stated: no pretrained weights (`sktransfer backbones`)
+
+
+@register_strategy("norms_only")
 class NormsOnly(FreezeStrategy):
     """Above freeze_depth only normalisation layers train (plus the head)."""
 
@@ -72,7 +78,7 @@ class NormsOnly(FreezeStrategy):
         return [{"params": params + list(ctx.head.parameters())}]
 
 
-print("registered:", list_backbones("small*"), list_freezers("norms*"))
+print("registered:", list_backbones("small*"), list_strategies("norms*"))
 
 rng = np.random.RandomState(0)
 X = rng.rand(24 if FAST else 120, 32, 32, 3).astype("float32")

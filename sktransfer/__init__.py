@@ -1,19 +1,23 @@
 """sktransfer: transfer learning as a first-class citizen of scikit-learn."""
 
 from ._registry import PluginError, refresh_plugins
-from .backbones import (Backbone, GlobalPool, MissingWeightsError, Preprocessing, TokenPool,
-                        UnsafeWeightsError, get_backbone, list_backbones, register_backbone)
-from .freezing import FreezeContext, FreezeStrategy, get_freezer, list_freezers, register_freezer
+from .backbones import (Backbone, GlobalPool, MissingWeightsError, Preprocessing,
+                        PretrainedWeights, TokenPool, UnsafeWeightsError, get_backbone,
+                        list_backbones, register_backbone)
+from .freezing import (FreezeContext, FreezeStrategy, get_freezer, get_strategy, list_freezers,
+                       list_strategies, register_freezer, register_strategy)
 from ._data import load_image_folder
 
 __version__ = "0.1.0"
 
 __all__ = [
     "TransferClassifier", "FeatureExtractor", "Backbone", "Preprocessing", "GlobalPool",
-    "TokenPool", "register_backbone", "get_backbone", "list_backbones", "register_freezer",
-    "get_freezer", "list_freezers", "FreezeStrategy", "FreezeContext", "load_image_folder",
-    "refresh_plugins", "PluginError", "MissingWeightsError", "UnsafeWeightsError",
-    "__version__",
+    "TokenPool", "PretrainedWeights", "register_backbone", "get_backbone", "list_backbones",
+    "register_strategy", "get_strategy", "list_strategies", "FreezeStrategy", "FreezeContext",
+    "load_image_folder", "refresh_plugins", "PluginError", "MissingWeightsError",
+    "UnsafeWeightsError", "__version__",
+    # older names of the freezing-strategy registry, kept as aliases
+    "register_freezer", "get_freezer", "list_freezers",
 ]
 
 

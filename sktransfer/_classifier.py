@@ -22,7 +22,7 @@ from ._data import SampleDataset, VectorInput, as_input, make_augment
 from ._network import TransferNet
 from ._recipe import (BACKBONE_LR_SCALE, HEAD_WARMUP, LABEL_SMOOTHING, LRSchedule,
                       check_recipe_params, optimizer_groups, scaled_lr_setter, warm_up_head)
-from .freezing import FreezeContext, make_freezer
+from .freezing import FreezeContext, checked_frozen_prefix, checked_param_groups, make_freezer
 
 __all__ = ["TransferClassifier", "resolve_freeze_depth"]
 
@@ -93,7 +93,7 @@ class TransferClassifier(NeuralNetClassifier):
         everything; negative ``k`` counts from the top; ``"all"`` freezes the
         whole backbone (a linear probe).
     freeze_strategy : str or strategy object, default="depth"
-        How the unfrozen part is adapted (see :func:`sktransfer.list_freezers`);
+        How the unfrozen part is adapted (see :func:`sktransfer.list_strategies`);
         options go in ``freeze_strategy__<option>`` params.
     image_size : int or None, default=None
         Side of the square images fed to the network; None uses the size the
@@ -388,10 +388,8 @@ class TransferClassifier(NeuralNetClassifier):
     def initialize_optimizer(self, triggered_directly=None):
         _, kwargs = self.get_params_for_optimizer("optimizer", [])
         kwargs.pop("param_groups", None)
-        groups = optimizer_groups(self.freezer_.param_groups(self.freeze_context_),
+        groups = optimizer_groups(checked_param_groups(self.freezer_, self.freeze_context_),
                                   self.module_.head, self.lr, self.backbone_lr_scale)
-        if not groups:  # everything frozen and an empty head cannot happen, but be explicit
-            raise ValueError("the freezing strategy left no parameter to train")
         self.optimizer_ = self.optimizer(groups, **kwargs)
         return self
 
@@ -413,9 +411,15 @@ class TransferClassifier(NeuralNetClassifier):
         self.criterion_ = self.initialized_instance(self.criterion, kwargs)
         return self
 
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        super().on_train_begin(net, X=X, y=y, **kwargs)
+        # a strategy's epoch counts from 0 in every fit / partial_fit, as ctx.max_epochs does
+        self._epochs_before_fit = len(self.history)
+
     def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
         super().on_epoch_begin(net, dataset_train, dataset_valid, **kwargs)
-        self.freezer_.on_epoch_begin(self.freeze_context_, len(self.history) - 1)
+        epoch = len(self.history) - 1 - getattr(self, "_epochs_before_fit", 0)
+        self.freezer_.on_epoch_begin(self.freeze_context_, epoch)
 
     def _autocast(self):
         if self.amp and torch.device(self.device).type == "cuda":
@@ -446,7 +450,7 @@ class TransferClassifier(NeuralNetClassifier):
             raise ValueError(f"cache must be 'auto', True or False, got {self.cache!r}")
         if self.cache is False:
             return 0
-        k = min(int(self.freezer_.frozen_prefix(self.freeze_context_)), self.freeze_depth_)
+        k = checked_frozen_prefix(self.freezer_, self.freeze_context_)
         reason = None
         if k <= 0:
             reason = "no stage is frozen for the whole fit"

@@ -65,6 +65,9 @@ def make_backbone(name, weights, source, image_size=None):
     if isinstance(source, VectorInput):
         kwargs["in_features"] = source.n_features
     backbone = build_backbone(name, weights, **kwargs)
+    # Weights are loaded; the original model (and its discarded 1000-class head) would
+    # otherwise stay alive and be pickled with every fitted estimator.
+    backbone.source_module = None
     if backbone.input_kind == "vector" and not isinstance(source, VectorInput):
         raise ValueError(f"backbone {name!r} takes 2-D vectors (n_samples, n_features); X holds "
                          f"images. Pick an image backbone (see list_backbones()).")
@@ -82,7 +85,16 @@ def preprocessor_for(backbone, image_size=None) -> Preprocessor | None:
     if image_size is not None and (not isinstance(image_size, (int, np.integer))
                                    or isinstance(image_size, bool) or image_size < 1):
         raise ValueError(f"image_size must be None or a positive int, got {image_size!r}")
-    return Preprocessor(backbone.preprocessing.with_image_size(image_size), backbone.in_channels)
+    preprocessing = backbone.preprocessing.with_image_size(image_size)
+    minimum = backbone.min_input_size
+    side = preprocessing.crop_size
+    if minimum is not None and side is not None and side < minimum:
+        given = f"image_size={image_size}" if image_size is not None else \
+            f"its preprocessing (crop_size={side})"
+        raise ValueError(f"backbone {backbone.name!r} takes images of at least {minimum}x"
+                         f"{minimum} pixels, but {given} makes them {side}x{side}; use "
+                         f"image_size >= {minimum}")
+    return Preprocessor(preprocessing, backbone.in_channels, min_size=minimum)
 
 
 def check_source_kind(source, backbone) -> None:

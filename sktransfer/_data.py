@@ -332,9 +332,10 @@ class Preprocessor:
     normalises. Works on single samples and on (N, C, H, W) batches.
     """
 
-    def __init__(self, preprocessing, in_channels: int):
+    def __init__(self, preprocessing, in_channels: int, min_size: int | None = None):
         self.p = preprocessing
         self.in_channels = in_channels
+        self.min_size = min_size  # the backbone's min_input_size, for images kept at their size
         self.mean = torch.tensor(preprocessing.mean, dtype=torch.float32).view(-1, 1, 1)
         self.std = torch.tensor(preprocessing.std, dtype=torch.float32).view(-1, 1, 1)
 
@@ -357,6 +358,10 @@ class Preprocessor:
     def resize_crop(self, x: torch.Tensor) -> torch.Tensor:
         p = self.p
         if p.crop_size is None:
+            if self.min_size is not None and min(x.shape[-2:]) < self.min_size:
+                raise ValueError(f"an image is {x.shape[-2]}x{x.shape[-1]} pixels; this backbone "
+                                 f"takes at least {self.min_size}x{self.min_size}. Pass "
+                                 f"image_size >= {self.min_size} to resize the images")
             return x
         h, w = x.shape[-2:]
         resize = p.resize_size or p.crop_size

@@ -5,8 +5,9 @@ call); it never stores built modules or loaded weights. Names come from three
 places, all equal once registered:
 
 * ``register_*`` calls (a decorator third parties may use directly);
-* entry points in the registry's group (``sktransfer.backbones`` /
-  ``sktransfer.freezers``), discovered lazily, once, on first use;
+* entry points in the registry's groups (``sktransfer.backbones`` /
+  ``sktransfer.strategies``, whose old name ``sktransfer.freezers`` is still
+  read), discovered lazily, once, on first use;
 * namespaces: a name ending in ``*`` (e.g. ``timm/*``, ``resnet*``) claims every
   name under that prefix; its builder receives the full name as its first
   argument. An exact name wins over a namespace, a longer prefix over a shorter.
@@ -56,15 +57,17 @@ class Registry:
     ----------
     kind : str
         What the registry holds, for messages ("backbone", "freezing strategy").
-    group : str
-        The entry-point group searched for plugins.
+    group : str or tuple of str
+        The entry-point group searched for plugins; further groups (old names
+        kept as aliases) are searched too.
     list_function : str
         The public function that lists names, quoted in error messages.
     """
 
-    def __init__(self, kind: str, group: str, list_function: str):
+    def __init__(self, kind: str, group: str | tuple[str, ...], list_function: str):
         self.kind = kind
-        self.group = group
+        self.groups = (group,) if isinstance(group, str) else tuple(group)
+        self.group = self.groups[0]
         self.list_function = list_function
         self._entries: dict[str, _Entry] = {}
         self._failed: dict[str, tuple[str, BaseException]] = {}
@@ -117,7 +120,7 @@ class Registry:
         self._discovered = True
         strict = _env_flag("SKTRANSFER_STRICT_PLUGINS")
         third_party_off = _env_flag("SKTRANSFER_DISABLE_PLUGINS")
-        for ep in importlib.metadata.entry_points(group=self.group):
+        for ep in self._entry_points():
             dist = getattr(getattr(ep, "dist", None), "name", None) or "an unknown package"
             own = dist.replace("_", "-").lower() == _OWN_DISTRIBUTION
             if third_party_off and not own:
@@ -140,6 +143,10 @@ class Registry:
                     f"loaded and is skipped ({type(exc).__name__}: {exc}). Set "
                     f"SKTRANSFER_STRICT_PLUGINS=1 to make this an error.",
                     RuntimeWarning, stacklevel=3)
+
+    def _entry_points(self):
+        for group in self.groups:
+            yield from importlib.metadata.entry_points(group=group)
 
     def refresh(self) -> None:
         """Forget discovered entry points so the next call looks again."""

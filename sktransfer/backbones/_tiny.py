@@ -53,5 +53,10 @@ def mlp(weights=None, in_features: int = 16, hidden: int = 32, depth: int = 3) -
                     pool_for_block=_identity_pool)
 
 
+# Stated without building: these have no pretrained weights (`sktransfer backbones`).
+tiny_cnn.pretrained_weights = None
+mlp.pretrained_weights = None
+
+
 def _identity_pool(index: int, mode: str) -> nn.Module:
     return nn.Identity()

