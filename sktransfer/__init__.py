@@ -4,6 +4,7 @@ from ._registry import PluginError, refresh_plugins
 from .backbones import (Backbone, GlobalPool, MissingWeightsError, Preprocessing, TokenPool,
                         UnsafeWeightsError, get_backbone, list_backbones, register_backbone)
 from .freezing import FreezeContext, FreezeStrategy, get_freezer, list_freezers, register_freezer
+from ._cache import clear_caches
 from ._data import load_image_folder
 
 __version__ = "0.1.0"
@@ -12,7 +13,7 @@ __all__ = [
     "TransferClassifier", "FeatureExtractor", "Backbone", "Preprocessing", "GlobalPool",
     "TokenPool", "register_backbone", "get_backbone", "list_backbones", "register_freezer",
     "get_freezer", "list_freezers", "FreezeStrategy", "FreezeContext", "load_image_folder",
-    "refresh_plugins", "PluginError", "MissingWeightsError", "UnsafeWeightsError",
+    "refresh_plugins", "PluginError", "clear_caches", "MissingWeightsError", "UnsafeWeightsError",
     "__version__",
 ]
 
