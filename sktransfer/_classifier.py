@@ -89,18 +89,18 @@ def _restored_on_error(net, keep_weights: bool):
     """A fit that raises leaves ``net`` as it was before the fit.
 
     Attributes are restored from a shallow copy (a fresh fit builds new
-    modules, so the old ones are untouched). When the fit continues training
-    the existing network (``warm_start``, ``partial_fit``) its weights,
-    optimizer state, history, ``requires_grad`` flags and train/eval modes are
-    copied first, and put back on failure, so a bad file found mid-epoch
-    leaves the model exactly as it was.
+    modules, so the old ones are untouched) and the history from a copy (skorch
+    clears it in place). When the fit continues training the existing network
+    (``warm_start``, ``partial_fit``) its weights, optimizer state,
+    ``requires_grad`` flags and train/eval modes are copied first too, so a bad
+    file found mid-epoch leaves the model exactly as it was.
     """
     saved = dict(net.__dict__)
+    history = copy.deepcopy(getattr(net, "history_", None))
     kept = None
     if keep_weights:
         module = net.module_
-        kept = (copy.deepcopy(module.state_dict()),
-                copy.deepcopy(net.optimizer_.state_dict()), copy.deepcopy(net.history_),
+        kept = (copy.deepcopy(module.state_dict()), copy.deepcopy(net.optimizer_.state_dict()),
                 {n: p.requires_grad for n, p in module.named_parameters()},
                 {n: m.training for n, m in module.named_modules()})
     try:
@@ -108,11 +108,11 @@ def _restored_on_error(net, keep_weights: bool):
     except BaseException:
         net.__dict__.clear()
         net.__dict__.update(saved)
+        net.__dict__["history_"] = history
         if kept is not None:
-            weights, optimizer, history, grads, modes = kept
+            weights, optimizer, grads, modes = kept
             net.module_.load_state_dict(weights)
             net.optimizer_.load_state_dict(optimizer)
-            net.history_ = history
             for name, param in net.module_.named_parameters():
                 param.requires_grad_(grads[name])
             for name, sub in net.module_.named_modules():
@@ -461,6 +461,7 @@ class TransferClassifier(NeuralNetClassifier):
         """How many leading stages to precompute for this fit (0 = no caching)."""
         if self.cache not in ("auto", True, False):
             raise ValueError(f"cache must be 'auto', True or False, got {self.cache!r}")
+        ACTIVATIONS.set_max_bytes(self.cache_memory)  # the latest fit's budget, up or down
         if self.cache is False:
             return 0
         k = min(int(self.freezer_.frozen_prefix(self.freeze_context_)), self.freeze_depth_)
@@ -493,7 +494,6 @@ class TransferClassifier(NeuralNetClassifier):
         prints = stage_fingerprints(stages[:k])
         context = repr((self.backbone, getattr(self.preprocessor_, "p", None)))
         keys = sample_keys(source)
-        ACTIVATIONS.set_max_bytes(self.cache_memory)
         rows: list[torch.Tensor | None] = [ACTIVATIONS.get((context, prints[k - 1], key))
                                            for key in keys]
         todo = [i for i, r in enumerate(rows) if r is None]

@@ -442,15 +442,28 @@ def cmd_predict(args) -> int:
                        f"({type(clf).__name__})")
     proba = clf.predict_proba(files)
     best = np.argmax(proba, axis=1)
-    if hasattr(sys.stdout, "reconfigure"):
-        # a file name that is not valid UTF-8 is written back as its original bytes
-        sys.stdout.reconfigure(errors="surrogateescape")
-    writer = csv.writer(sys.stdout, lineterminator="\n")
-    if args.header:
-        writer.writerow(["path", "label", "probability"])
-    for path, index, row in zip(files, best, proba):
-        writer.writerow([path, clf.classes_[index], f"{row[index]:.4f}"])
+    with _raw_file_names(sys.stdout):
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        if args.header:
+            writer.writerow(["path", "label", "probability"])
+        for path, index, row in zip(files, best, proba):
+            writer.writerow([path, clf.classes_[index], f"{row[index]:.4f}"])
     return 0
+
+
+@contextlib.contextmanager
+def _raw_file_names(stream):
+    """Write file names that are not valid in the stream's encoding back as their
+    original bytes (Python holds them as surrogates), as ``ls`` does."""
+    errors = getattr(stream, "errors", None)
+    if errors is None or not hasattr(stream, "reconfigure"):
+        yield
+        return
+    stream.reconfigure(errors="surrogateescape")
+    try:
+        yield
+    finally:
+        stream.reconfigure(errors=errors)
 
 
 def cmd_search(args) -> int:
