@@ -5,7 +5,6 @@ import stat
 
 import pytest
 
-from sktransfer._env import env_flag
 from sktransfer._files import atomic_output, check_regular_file
 
 
@@ -38,16 +37,3 @@ def test_check_regular_file_names_what_it_found(tmp_path):
     if os.path.exists("/dev/null"):
         with pytest.raises(ValueError, match="character device"):
             check_regular_file("/dev/null")
-
-
-@pytest.mark.parametrize("value, expected", [("1", True), (" TRUE ", True), ("yes", True),
-                                             ("on", True), ("0", False), ("False", False),
-                                             ("no", False), ("off", False), ("", False)])
-def test_env_flag_reads_every_spelling_one_way(monkeypatch, value, expected):
-    monkeypatch.setenv("SKTRANSFER_TEST_FLAG", value)
-    assert env_flag("SKTRANSFER_TEST_FLAG") is expected
-    monkeypatch.delenv("SKTRANSFER_TEST_FLAG")
-    assert env_flag("SKTRANSFER_TEST_FLAG") is False
-    monkeypatch.setenv("SKTRANSFER_TEST_FLAG", "ja")
-    with pytest.raises(ValueError, match="SKTRANSFER_TEST_FLAG='ja' is not a boolean"):
-        env_flag("SKTRANSFER_TEST_FLAG")
