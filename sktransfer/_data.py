@@ -69,12 +69,19 @@ class ImageInput:
     def __len__(self) -> int:
         return len(self.items)
 
-    def load(self, index: int) -> torch.Tensor:
+    def load(self, index: int, min_side: int | None = None) -> torch.Tensor:
+        """Sample ``index`` as float (C, H, W) in [0, 1].
+
+        ``min_side``: the short side the caller will resize to. A file or PIL
+        image much larger than that is first reduced (JPEG DCT scaling, then
+        PIL's box ``reduce``) to no less than twice it, before the float
+        conversion, so a 12-megapixel photo costs megabytes, not a gigabyte.
+        """
         if self.form == "array":
             return _array_to_tensor(self.items[index])
         if self.form == "paths":
-            return _decode_path(self.items[index])
-        return _pil_to_tensor(self.items[index], f"X[{index}]")
+            return _decode_path(self.items[index], min_side)
+        return _pil_to_tensor(_reduced(self.items[index], min_side), f"X[{index}]")
 
 
 class VectorInput:
@@ -267,13 +274,36 @@ def _pil_to_tensor(img, where: str) -> torch.Tensor:
     return t[None] if t.dim() == 2 else t.permute(2, 0, 1)
 
 
-def _decode_path(path: str) -> torch.Tensor:
+_REDUCING_GAP = 2  # keep at least this many times the target side for the final resize
+
+
+def _reduction(img, min_side: int | None) -> int:
+    if not min_side:
+        return 1
+    return max(1, min(img.size) // (_REDUCING_GAP * int(min_side)))
+
+
+def _reduced(img, min_side: int | None):
+    """``img`` shrunk by an integer factor while its short side stays >= 2 x ``min_side``."""
+    factor = _reduction(img, min_side)
+    if factor < 2:
+        return img
+    try:
+        return img.reduce(factor)
+    except ValueError:  # a mode PIL cannot reduce: decode it at full size
+        return img
+
+
+def _decode_path(path: str, min_side: int | None = None) -> torch.Tensor:
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as img:
+            factor = _reduction(img, min_side)
+            if factor >= 2 and img.format == "JPEG":
+                img.draft(img.mode, (img.width // factor, img.height // factor))
             img.load()
-            return _pil_to_tensor(img, path)
+            return _pil_to_tensor(_reduced(img, min_side), path)
     except FileNotFoundError:
         raise FileNotFoundError(f"image file not found: {path!r}") from None
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError,
@@ -458,6 +488,11 @@ class Preprocessor:
         top, left = (h - p.crop_size) // 2, (w - p.crop_size) // 2
         return x[..., top:top + p.crop_size, left:left + p.crop_size]
 
+    @property
+    def min_side(self) -> int | None:
+        """The short side images are resized to (None: no resizing)."""
+        return None if self.p.crop_size is None else (self.p.resize_size or self.p.crop_size)
+
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean.to(x.device)) / self.std.to(x.device)
 
@@ -483,7 +518,10 @@ class SampleDataset(Dataset):
         return len(self.source)
 
     def __getitem__(self, index):
-        x = self.source.load(int(index))
+        if isinstance(self.source, ImageInput) and self.preprocessor is not None:
+            x = self.source.load(int(index), self.preprocessor.min_side)
+        else:
+            x = self.source.load(int(index))
         if self.preprocessor is not None:
             pre = self.preprocessor
             x = pre.resize_crop(pre.fix_channels(x))

@@ -251,9 +251,9 @@ def test_large_folder_is_decoded_lazily(tmp_path):
     loaded = []
     real = data._decode_path
 
-    def counting(path):
+    def counting(path, *args):
         loaded.append(path)
-        return real(path)
+        return real(path, *args)
 
     data._decode_path = counting
     try:
@@ -411,3 +411,19 @@ def test_non_utf8_file_name_works(tmp_path, base):
     paths = [os.fsdecode(folder)] * 2
     features = FeatureExtractor("tiny_cnn", weights=None, random_state=0).fit_transform(paths)
     assert features.shape[0] == 2
+
+
+@pytest.mark.parametrize("ext", ["jpg", "png"])
+def test_large_images_are_reduced_before_float_conversion(tmp_path, ext):
+    rng = np.random.RandomState(0)
+    big = Image.fromarray(rng.randint(0, 255, (1200, 1600, 3), dtype=np.uint8))
+    path = tmp_path / f"big.{ext}"
+    big.save(path)
+    source = as_input([str(path)])
+    assert tuple(source.load(0).shape) == (3, 1200, 1600)  # no target: full size
+    reduced = source.load(0, min_side=32)
+    assert min(reduced.shape[1:]) >= 64 and reduced.numel() < 3 * 1200 * 1600 / 50
+    from_pil = as_input([big]).load(0, min_side=32)
+    assert min(from_pil.shape[1:]) >= 64 and from_pil.numel() < 3 * 1200 * 1600 / 50
+    fe = FeatureExtractor("tiny_cnn", weights=None, random_state=0).fit([str(path)])
+    assert np.isfinite(fe.transform([str(path)])).all()
