@@ -171,12 +171,13 @@ class Registry:
         prefix = name[:-1] if name.endswith("*") else None
         for entry in (e for e in builtins if e.namespace):
             space = entry.name[:-1]
-            listed = _listed(entry)
-            if prefix is None:
-                if name.startswith(space) and (name in listed or not listed):
+            if prefix is None and name.startswith(space):
+                listed = _listed(entry)
+                if name in listed or not listed:
                     return (f"{name!r} is provided by sktransfer's built-in namespace "
                             f"{entry.name!r}")
-            elif len(prefix) > len(space) and prefix.startswith(space):
+            elif prefix is not None and len(prefix) > len(space) and prefix.startswith(space):
+                listed = _listed(entry)
                 captured = [n for n in listed if n.startswith(prefix)
                             and n not in self._entries] or ([] if listed else [name])
                 if captured:
