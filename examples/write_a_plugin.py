@@ -81,7 +81,7 @@ class NormsOnly(FreezeStrategy):
 print("registered:", list_backbones("small*"), list_strategies("norms*"))
 
 rng = np.random.RandomState(0)
-X = rng.rand(24 if FAST else 120, 32, 32, 3).astype("float32")
+X = rng.rand(24 if FAST else 120, 32, 32, 3).astype("float32") * 0.5
 y = np.array(["red", "blue"] * (len(X) // 2))
 X[y == "red", :, :, 0] += 0.5  # something to learn
 

@@ -6,6 +6,7 @@ from .backbones import (Backbone, GlobalPool, MissingWeightsError, Preprocessing
                         list_backbones, register_backbone)
 from .freezing import (FreezeContext, FreezeStrategy, get_freezer, get_strategy, list_freezers,
                        list_strategies, register_freezer, register_strategy)
+from ._cache import clear_caches
 from ._data import load_image_folder
 
 __version__ = "0.1.0"
@@ -14,7 +15,7 @@ __all__ = [
     "TransferClassifier", "FeatureExtractor", "Backbone", "Preprocessing", "GlobalPool",
     "TokenPool", "PretrainedWeights", "register_backbone", "get_backbone", "list_backbones",
     "register_strategy", "get_strategy", "list_strategies", "FreezeStrategy", "FreezeContext",
-    "load_image_folder", "refresh_plugins", "PluginError", "MissingWeightsError",
+    "load_image_folder", "refresh_plugins", "PluginError", "clear_caches", "MissingWeightsError",
     "UnsafeWeightsError", "__version__",
     # older names of the freezing-strategy registry, kept as aliases
     "register_freezer", "get_freezer", "list_freezers",

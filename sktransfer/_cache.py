@@ -12,7 +12,14 @@ per stage depth, keyed by fingerprints of all three, so
 * a deeper prefix is derived from a shallower one already cached (``k=3`` starts
   from the stored output of stage 1 instead of from pixels).
 
-Entries are evicted least-recently-used once the total passes the budget.
+Entries are evicted least-recently-used once the total passes the budget. The
+budget is that of the latest fit (``cache_memory``); :func:`clear_caches`
+releases everything.
+
+A file's key is its absolute path (as bytes, so any file name works) with its
+size, modification time, inode, device and status-change time: copying over a
+file with ``cp -p`` / ``rsync -t`` / ``tar`` keeps size and mtime but not the
+inode (a new file) or ctime (rewritten in place), which only the kernel sets.
 """
 
 from __future__ import annotations
@@ -24,6 +31,8 @@ from collections import OrderedDict
 
 import numpy as np
 import torch
+
+from ._data import _orientation
 
 __all__ = ["LRUCache", "ACTIVATIONS", "FEATURES", "sample_keys", "data_fingerprint",
            "stage_fingerprints", "clear_caches", "prefix_activations", "activation_bytes"]
@@ -48,12 +57,15 @@ def sample_keys(source) -> list[bytes]:
         meta = f"{items.dtype}{items.shape[1:]}".encode()
         return [_digest(meta, np.ascontiguousarray(row).data) for row in items]
     if form == "paths":
-        keys = []
-        for p in items:
-            st = os.stat(p)
-            keys.append(_digest(f"{os.path.abspath(p)}\0{st.st_mtime_ns}\0{st.st_size}".encode()))
-        return keys
-    return [_digest(f"{img.mode}{img.size}".encode(), img.tobytes()) for img in items]
+        return [_file_key(p) for p in items]
+    return [_digest(f"{img.mode}{img.size}{_orientation(img)}".encode(), img.tobytes())
+            for img in items]
+
+
+def _file_key(path) -> bytes:
+    st = os.stat(path)
+    stamp = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
+    return _digest(os.fsencode(os.path.abspath(path)), b"\0", repr(stamp).encode())
 
 
 def data_fingerprint(source) -> str:
@@ -117,10 +129,19 @@ class LRUCache:
                 return
             self._store[key] = value
             self._bytes += _nbytes(value)
-            while self._store and (self._bytes > self.max_bytes or (
-                    self.max_entries is not None and len(self._store) > self.max_entries)):
-                _, old = self._store.popitem(last=False)
-                self._bytes -= _nbytes(old)
+            self._evict()
+
+    def set_max_bytes(self, max_bytes: int) -> None:
+        """Change the budget, evicting least-recently-used entries at once if it shrank."""
+        with self._lock:
+            self.max_bytes = int(max_bytes)
+            self._evict()
+
+    def _evict(self) -> None:
+        while self._store and (self._bytes > self.max_bytes or (
+                self.max_entries is not None and len(self._store) > self.max_entries)):
+            _, old = self._store.popitem(last=False)
+            self._bytes -= _nbytes(old)
 
     def clear(self) -> None:
         with self._lock:
@@ -136,7 +157,19 @@ FEATURES = LRUCache(max_bytes=1 << 30, max_entries=32)
 
 
 def clear_caches() -> None:
-    """Drop every cached activation and feature of this process."""
+    """Release the memory of every cached activation and feature in this process.
+
+    ``TransferClassifier`` keeps frozen-prefix activations (up to the latest
+    fit's ``cache_memory``) and ``FeatureExtractor`` keeps recent features, so
+    that grid-search candidates, folds and repeated ``transform`` calls share
+    them. Call this when you are done with that data; later fits and
+    transforms simply recompute what they need.
+
+    Examples
+    --------
+    >>> import sktransfer
+    >>> sktransfer.clear_caches()
+    """
     ACTIVATIONS.clear()
     FEATURES.clear()
 

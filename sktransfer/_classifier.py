@@ -58,6 +58,70 @@ def _encoded_accuracy(net, X, y):
     return float(np.mean(np.argmax(proba, axis=1) == np.asarray(y)))
 
 
+def _is_missing(value) -> bool:
+    if value is None:
+        return True
+    try:
+        return bool(value != value)  # NaN, NaT
+    except TypeError:  # pandas.NA refuses to be a bool
+        return type(value).__name__ == "NAType"
+
+
+def check_labels_present(y) -> None:
+    """Raise a ``ValueError`` naming the positions of missing labels (None, NaN, NA)."""
+    values = y.to_numpy() if hasattr(y, "to_numpy") else np.asarray(
+        y, dtype=object if isinstance(y, (list, tuple)) else None)
+    if values.ndim != 1:
+        return  # not a column of labels; column_or_1d explains the shape
+    if values.dtype.kind == "f":
+        missing = np.flatnonzero(np.isnan(values))
+    elif values.dtype == object:
+        missing = np.flatnonzero([_is_missing(v) for v in values])
+    else:
+        return
+    if len(missing):
+        where = ", ".join(map(str, missing[:10].tolist())) + (", ..." if len(missing) > 10
+                                                                else "")
+        raise ValueError(f"y has {len(missing)} missing label(s) (None or NaN) at position(s) "
+                         f"{where}; drop those samples or fill in their labels")
+
+
+@contextlib.contextmanager
+def _restored_on_error(net, keep_weights: bool):
+    """A fit that raises leaves ``net`` as it was before the fit.
+
+    Attributes are restored from a shallow copy (a fresh fit builds new
+    modules, so the old ones are untouched) and the history from a copy (skorch
+    clears it in place). When the fit continues training the existing network
+    (``warm_start``, ``partial_fit``) its weights, optimizer state,
+    ``requires_grad`` flags and train/eval modes are copied first too, so a bad
+    file found mid-epoch leaves the model exactly as it was.
+    """
+    saved = dict(net.__dict__)
+    history = copy.deepcopy(getattr(net, "history_", None))
+    kept = None
+    if keep_weights:
+        module = net.module_
+        kept = (copy.deepcopy(module.state_dict()), copy.deepcopy(net.optimizer_.state_dict()),
+                {n: p.requires_grad for n, p in module.named_parameters()},
+                {n: m.training for n, m in module.named_modules()})
+    try:
+        yield
+    except BaseException:
+        net.__dict__.clear()
+        net.__dict__.update(saved)
+        net.__dict__["history_"] = history
+        if kept is not None:
+            weights, optimizer, grads, modes = kept
+            net.module_.load_state_dict(weights)
+            net.optimizer_.load_state_dict(optimizer)
+            for name, param in net.module_.named_parameters():
+                param.requires_grad_(grads[name])
+            for name, sub in net.module_.named_modules():
+                sub.training = modes[name]
+        raise
+
+
 class _ActivationInput:
     """Cached prefix activations standing in for X during a fit."""
 
@@ -112,8 +176,10 @@ class TransferClassifier(NeuralNetClassifier):
         and when the activations fit in ``cache_memory``; otherwise it silently
         runs uncached. ``True`` raises when caching is invalid.
     cache_memory : int, default=2 GiB
-        Budget in bytes for cached activations of one fit (and the process-wide
-        cache shared across grid-search candidates and folds).
+        Budget in bytes for cached activations of one fit. It is also the budget
+        of the process-wide cache shared across grid-search candidates and
+        folds: each fit sets it (shrinking it evicts at once), and
+        :func:`sktransfer.clear_caches` releases the memory.
     random_state : int, RandomState or None, default=None
         Seeds head initialisation, shuffling and dropout: the same value gives
         the same fitted model on the same device.
@@ -272,6 +338,7 @@ class TransferClassifier(NeuralNetClassifier):
         if y is None:
             raise ValueError("requires y to be passed, but the target y is None: "
                              "TransferClassifier.fit needs labels")
+        check_labels_present(y)
         if isinstance(y, (list, tuple)):
             unique_labels(y)  # "Mix of label input types" before numpy turns 1 into "1"
         y = column_or_1d(np.asarray(y) if not hasattr(y, "iloc") else y.to_numpy(), warn=True)
@@ -315,16 +382,21 @@ class TransferClassifier(NeuralNetClassifier):
         ----------
         X : images (array, tensor, file paths, PIL images) or 2-D vectors
         y : array-like of labels (any sortable type)
+
+        A fit that fails (an image file that turns out to be corrupt mid-epoch,
+        say) raises and leaves the estimator as it was before the call.
         """
-        source, y_enc = self._prepare_fit(X, y, fitting=True)
-        self._fit_source = source
-        try:
-            with self._on_device(), seeded(self.random_state):
-                if not self.warm_start or not self.initialized_:
-                    self.initialize()
-                self.partial_fit(source, y_enc, **fit_params)
-        finally:
-            self._fit_source = None
+        warm = bool(self.warm_start and getattr(self, "initialized_", False))
+        with _restored_on_error(self, keep_weights=warm):
+            source, y_enc = self._prepare_fit(X, y, fitting=True)
+            self._fit_source = source
+            try:
+                with self._on_device(), seeded(self.random_state):
+                    if not warm:
+                        self.initialize()
+                    self.partial_fit(source, y_enc, **fit_params)
+            finally:
+                self._fit_source = None
         return self
 
     def partial_fit(self, X, y=None, classes=None, **fit_params):
@@ -333,15 +405,16 @@ class TransferClassifier(NeuralNetClassifier):
             with self._on_device():
                 return super().partial_fit(X, y, **fit_params)
         fitting = not self.initialized_
-        if fitting and classes is not None:
-            self.classes = classes
-        source, y_enc = self._prepare_fit(X, y, fitting=fitting)
-        self._fit_source = source
-        try:
-            with self._on_device(), seeded(self.random_state if fitting else None):
-                return super().partial_fit(source, y_enc, **fit_params)
-        finally:
-            self._fit_source = None
+        with _restored_on_error(self, keep_weights=not fitting):
+            if fitting and classes is not None:
+                self.classes = classes
+            source, y_enc = self._prepare_fit(X, y, fitting=fitting)
+            self._fit_source = source
+            try:
+                with self._on_device(), seeded(self.random_state if fitting else None):
+                    return super().partial_fit(source, y_enc, **fit_params)
+            finally:
+                self._fit_source = None
 
     def initialize(self):
         with self._on_device():
@@ -448,6 +521,7 @@ class TransferClassifier(NeuralNetClassifier):
         """How many leading stages to precompute for this fit (0 = no caching)."""
         if self.cache not in ("auto", True, False):
             raise ValueError(f"cache must be 'auto', True or False, got {self.cache!r}")
+        ACTIVATIONS.set_max_bytes(self.cache_memory)  # the latest fit's budget, up or down
         if self.cache is False:
             return 0
         k = checked_frozen_prefix(self.freezer_, self.freeze_context_)
@@ -476,8 +550,6 @@ class TransferClassifier(NeuralNetClassifier):
 
     def _prefix_activations(self, source, k, store=True) -> torch.Tensor:
         """Outputs of stages ``0..k-1`` for every sample, via the shared cache."""
-        if store:
-            ACTIVATIONS.max_bytes = max(ACTIVATIONS.max_bytes, int(self.cache_memory))
         return prefix_activations(
             self.module_, source, SampleDataset(source, None, self.preprocessor_), k,
             self._activation_context(), batch_size=self.batch_size, device=self.device,

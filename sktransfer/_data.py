@@ -4,11 +4,21 @@ Accepted ``X``:
 
 * numpy arrays ``(N, H, W, C)``, ``(N, C, H, W)`` or ``(N, H, W)`` (uint8 in
   0..255, other integers within 0..255, or floats in [0, 1]), and the same as
-  torch tensors;
+  torch tensors. Floats outside [0, 1] (0..255 values, or images already
+  mean/std-normalised) are refused: they would silently look ~255x too bright;
 * 2-D arrays ``(N, F)`` for backbones that take vectors;
 * lists, tuples, object arrays or pandas Series of file paths (``str`` or
   ``Path``), decoded lazily, one sample at a time, in the data loader;
 * lists of PIL images of any size and mode.
+
+Decoding rules, the same for files and PIL images: the EXIF orientation tag is
+honoured (as ``PIL.ImageOps.exif_transpose`` does); 16- and 32-bit integer modes
+(``I;16*``, ``I``) are read as 16-bit data, pixel / 65535, and a value outside
+0..65535 is an error; float mode ``F`` must lie in [0, 1] like float arrays. A
+fixed range per mode means equal pixel values give equal inputs in every image.
+Images more elongated than ``MAX_ASPECT_RATIO`` (50:1) are refused: resizing the
+short side to the network's input would make the long side, and the memory,
+explode (a 1x20000 PNG of 140 bytes would need gigabytes).
 
 Everything is validated before any training starts; a problem raises a
 ``ValueError``/``TypeError`` (``FileNotFoundError`` for a missing file) whose
@@ -20,6 +30,7 @@ per sample.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -28,12 +39,17 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from ._files import check_regular_file
+
 __all__ = ["ImageInput", "VectorInput", "as_input", "SampleDataset", "Preprocessor",
-           "load_image_folder", "make_augment", "IMAGE_EXTENSIONS"]
+           "load_image_folder", "make_augment", "IMAGE_EXTENSIONS", "MAX_ASPECT_RATIO"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm",
                     ".pgm", ".pbm", ".jfif")
 _CHANNELS = (1, 3, 4)
+#: longest side / shortest side beyond which an image is refused (see module docstring)
+MAX_ASPECT_RATIO = 50
+_FLOAT_SLACK = 1e-3  # rounding noise around [0, 1] that is not a scaling mistake
 
 
 def _describe(obj) -> str:
@@ -53,12 +69,19 @@ class ImageInput:
     def __len__(self) -> int:
         return len(self.items)
 
-    def load(self, index: int) -> torch.Tensor:
+    def load(self, index: int, min_side: int | None = None) -> torch.Tensor:
+        """Sample ``index`` as float (C, H, W) in [0, 1].
+
+        ``min_side``: the short side the caller will resize to. A file or PIL
+        image much larger than that is first reduced (JPEG DCT scaling, then
+        PIL's box ``reduce``) to no less than twice it, before the float
+        conversion, so a 12-megapixel photo costs megabytes, not a gigabyte.
+        """
         if self.form == "array":
             return _array_to_tensor(self.items[index])
         if self.form == "paths":
-            return _decode_path(self.items[index])
-        return _pil_to_tensor(self.items[index], f"X[{index}]")
+            return _decode_path(self.items[index], min_side)
+        return _pil_to_tensor(_reduced(self.items[index], min_side), f"X[{index}]")
 
 
 class VectorInput:
@@ -149,11 +172,39 @@ def _check_numeric(array: np.ndarray, name: str = "X") -> None:
             what = "NaN" if np.isnan(array[tuple(bad)]) else "infinite values"
             raise ValueError(f"{name} contains {what} (first at sample {bad[0]}); remove or "
                              f"impute them before fitting")
+        if array.size:
+            _check_unit_range(array, name)
     elif array.dtype != np.uint8 and array.size:
         lo, hi = array.min(), array.max()
         if lo < 0 or hi > 255:
             raise ValueError(f"{name} is an integer array with values in [{lo}, {hi}]; integer "
                              f"images must lie in 0..255 (or pass floats in [0, 1])")
+
+
+def _check_unit_range(array: np.ndarray, name: str) -> None:
+    """Float images must lie in [0, 1]; say what the values look like otherwise."""
+    lo, hi = float(array.min()), float(array.max())
+    if lo >= -_FLOAT_SLACK and hi <= 1 + _FLOAT_SLACK:
+        return
+    flat = array.reshape(len(array), -1) if array.ndim > 1 else array.reshape(-1, 1)
+    first = int(np.argmax((flat < -_FLOAT_SLACK).any(1) | (flat > 1 + _FLOAT_SLACK).any(1)))
+    if lo < -_FLOAT_SLACK:
+        why = ("negative values look mean/std-normalised: pass the images before "
+               "normalisation (sktransfer normalises for the backbone itself), as floats in "
+               "[0, 1] or uint8")
+    else:
+        why = "this looks like 0..255 pixel values: divide by 255 (X / 255) or pass uint8"
+    raise ValueError(f"{name} is a float image array with values in [{lo:.4g}, {hi:.4g}] "
+                     f"(first out of range at sample {first}); float images must lie in "
+                     f"[0, 1]: {why}")
+
+
+def _check_aspect(height: int, width: int, where: str) -> None:
+    short, long = sorted((int(height), int(width)))
+    if short >= 1 and long > MAX_ASPECT_RATIO * short:
+        raise ValueError(f"{where} is {width}x{height} pixels, an aspect ratio over "
+                         f"{MAX_ASPECT_RATIO}:1; resizing its short side to the network input "
+                         f"would blow its long side up to gigabytes. Crop or tile it first.")
 
 
 def _image_array(array, name="X") -> ImageInput:
@@ -165,19 +216,55 @@ def _image_array(array, name="X") -> ImageInput:
     layout = _layout(array.shape, name)
     if min(array.shape[1:]) < 1:
         raise ValueError(f"{name} has shape {array.shape}: images must have at least 1x1 pixel")
+    h, w = array.shape[1:3] if layout in ("nhwc", "nhw") else array.shape[2:4]
+    _check_aspect(h, w, f"every image of {name} {array.shape}")
     return ImageInput(_ArrayView(array, layout), "array")
 
 
 # -- files and PIL ----------------------------------------------------------------
+_EXIF_ORIENTATION = 0x0112
+
+
+def _orientation(img) -> int:
+    try:
+        return int(img.getexif().get(_EXIF_ORIENTATION, 1))
+    except Exception:  # noqa: BLE001 - a corrupt EXIF block means "no orientation"
+        return 1
+
+
+def _wide_to_tensor(img, where: str) -> torch.Tensor:
+    """Modes I;16*, I and F -> one float channel, by the fixed range of the mode."""
+    if img.mode == "F":
+        arr = np.asarray(img, dtype=np.float32)
+        if not np.isfinite(arr).all():
+            raise ValueError(f"{where} holds NaN or infinite pixel values")
+        lo, hi = (float(arr.min()), float(arr.max())) if arr.size else (0.0, 0.0)
+        if lo < -_FLOAT_SLACK or hi > 1 + _FLOAT_SLACK:
+            raise ValueError(f"{where} is a float (mode F) image with values in "
+                             f"[{lo:.4g}, {hi:.4g}]; float pixels must lie in [0, 1]. Rescale "
+                             f"it (e.g. to 8- or 16-bit integers) before use.")
+        return torch.from_numpy(np.clip(arr, 0, 1))[None]
+    arr = np.asarray(img, dtype=np.int64 if img.mode == "I" else np.float32)
+    if img.mode == "I" and arr.size and (arr.min() < 0 or arr.max() > 65535):
+        raise ValueError(f"{where} is a 32-bit integer (mode I) image with values in "
+                         f"[{arr.min()}, {arr.max()}]; integer images are read as 16-bit data "
+                         f"(0..65535). Rescale it to 8 or 16 bits first.")
+    return torch.from_numpy(arr.astype(np.float32) / 65535.0)[None]
+
+
 def _pil_to_tensor(img, where: str) -> torch.Tensor:
-    """A PIL image of any mode -> float (C, H, W) in [0, 1] (1 or 3 channels)."""
+    """A PIL image of any mode -> float (C, H, W) in [0, 1] (1 or 3 channels).
+
+    Honours the EXIF orientation; wide modes are scaled by their fixed range
+    (see the module docstring), never by the image's own maximum.
+    """
+    if _orientation(img) != 1:
+        from PIL import ImageOps
+
+        img = ImageOps.exif_transpose(img)
     if img.mode not in ("RGB", "L"):
         if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-            arr = np.asarray(img, dtype=np.float32)
-            if not np.isfinite(arr).all():
-                raise ValueError(f"{where} holds NaN or infinite pixel values")
-            peak = 65535.0 if img.mode.startswith("I;16") else max(float(arr.max()), 1.0)
-            return torch.from_numpy(np.clip(arr / peak, 0, 1))[None]
+            return _wide_to_tensor(img, where)
         if img.mode in ("LA", "La"):
             img = img.getchannel(0)  # drop alpha; PIL cannot convert "La" to "L"
         else:
@@ -187,13 +274,36 @@ def _pil_to_tensor(img, where: str) -> torch.Tensor:
     return t[None] if t.dim() == 2 else t.permute(2, 0, 1)
 
 
-def _decode_path(path: str) -> torch.Tensor:
+_REDUCING_GAP = 2  # keep at least this many times the target side for the final resize
+
+
+def _reduction(img, min_side: int | None) -> int:
+    if not min_side:
+        return 1
+    return max(1, min(img.size) // (_REDUCING_GAP * int(min_side)))
+
+
+def _reduced(img, min_side: int | None):
+    """``img`` shrunk by an integer factor while its short side stays >= 2 x ``min_side``."""
+    factor = _reduction(img, min_side)
+    if factor < 2:
+        return img
+    try:
+        return img.reduce(factor)
+    except ValueError:  # a mode PIL cannot reduce: decode it at full size
+        return img
+
+
+def _decode_path(path: str, min_side: int | None = None) -> torch.Tensor:
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as img:
+            factor = _reduction(img, min_side)
+            if factor >= 2 and img.format == "JPEG":
+                img.draft(img.mode, (img.width // factor, img.height // factor))
             img.load()
-            return _pil_to_tensor(img, path)
+            return _pil_to_tensor(_reduced(img, min_side), path)
     except FileNotFoundError:
         raise FileNotFoundError(f"image file not found: {path!r}") from None
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError,
@@ -212,12 +322,14 @@ def _check_paths(paths: Sequence[str]) -> None:
         if os.path.isdir(p):
             raise ValueError(f"X[{i}] is a directory, not an image file: {p!r}; use "
                              f"load_image_folder() for a folder of images")
+        check_regular_file(p, f"X[{i}], image file")  # a FIFO would block forever
         try:  # reads the header only: cheap, and catches non-images before training
             with Image.open(p) as img:
-                img.size  # noqa: B018
+                width, height = img.size
         except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError,
                 SyntaxError) as exc:
             raise ValueError(f"X[{i}] is not a decodable image file: {p!r} ({exc})") from exc
+        _check_aspect(height, width, f"X[{i}] ({p!r})")
 
 
 def as_input(X, vector_ok: bool = True, image_ok: bool = True, name: str = "X"):
@@ -269,6 +381,8 @@ def as_input(X, vector_ok: bool = True, image_ok: bool = True, name: str = "X"):
                 if not image_ok:
                     raise ValueError(f"this backbone takes 2-D numeric vectors; {name} holds "
                                      f"PIL images")
+                for i, img in enumerate(items):
+                    _check_aspect(img.height, img.width, f"{name}[{i}]")
                 return ImageInput(items, "pil")
             for i, v in enumerate(items):
                 if not isinstance(v, (str, os.PathLike, Image.Image, np.ndarray, list, tuple,
@@ -379,6 +493,11 @@ class Preprocessor:
         top, left = (h - p.crop_size) // 2, (w - p.crop_size) // 2
         return x[..., top:top + p.crop_size, left:left + p.crop_size]
 
+    @property
+    def min_side(self) -> int | None:
+        """The short side images are resized to (None: no resizing)."""
+        return None if self.p.crop_size is None else (self.p.resize_size or self.p.crop_size)
+
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean.to(x.device)) / self.std.to(x.device)
 
@@ -404,7 +523,10 @@ class SampleDataset(Dataset):
         return len(self.source)
 
     def __getitem__(self, index):
-        x = self.source.load(int(index))
+        if isinstance(self.source, ImageInput) and self.preprocessor is not None:
+            x = self.source.load(int(index), self.preprocessor.min_side)
+        else:
+            x = self.source.load(int(index))
         if self.preprocessor is not None:
             pre = self.preprocessor
             x = pre.resize_crop(pre.fix_channels(x))
@@ -444,6 +566,12 @@ def load_image_folder(path, extensions: Sequence[str] | None = None):
     extension (or not in ``extensions``) are skipped; hidden files and folders
     too. Paths are sorted, so the result is deterministic.
 
+    Folder links are followed only inside ``root``: a link that leads out of
+    ``root``, back to ``root`` or to one of its own parents (a cycle, e.g.
+    ``root/zz -> root``), or to a folder already listed is skipped with a
+    warning that names it, so no image is listed twice or under a bogus label.
+    Links to single files are followed.
+
     Returns
     -------
     paths : list of str
@@ -457,15 +585,61 @@ def load_image_folder(path, extensions: Sequence[str] | None = None):
                                  f"class")
     exts = tuple(e.lower() if e.startswith(".") else "." + e.lower()
                  for e in (extensions or IMAGE_EXTENSIONS))
+    root_real = os.path.realpath(root)
+    listed = _real_tree(root)
+    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     paths, labels = [], []
-    for class_dir in sorted(p for p in root.iterdir() if p.is_dir()
-                            and not p.name.startswith(".")):
-        for f in sorted(class_dir.rglob("*")):
-            if f.is_file() and f.suffix.lower() in exts and not any(
-                    part.startswith(".") for part in f.relative_to(root).parts):
-                paths.append(str(f))
-                labels.append(class_dir.name)
+    for class_dir in class_dirs:
+        if class_dir.is_symlink() and not _follow_link(class_dir, root_real, listed):
+            continue
+        files = sorted(_image_files_under(class_dir, root_real, listed, exts))
+        paths += files
+        labels += [class_dir.name] * len(files)
     if not paths:
         raise ValueError(f"no image files ({', '.join(exts)}) found in class sub-folders of "
                          f"{str(root)!r}; expected root/<class>/<image>")
     return paths, np.asarray(labels)
+
+
+def _real_tree(root: Path) -> set:
+    """Real paths of ``root`` and every non-hidden folder under it, links not followed."""
+    tree = set()
+    for dirpath, dirnames, _ in os.walk(root):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        tree.add(os.path.realpath(dirpath))
+    return tree
+
+
+def _follow_link(link: Path, root_real: str, listed: set) -> bool:
+    """Whether to walk the folder link ``link``; warns when it will not.
+
+    Followed only to a folder inside the root that is listed nowhere else (for
+    example a hidden store folder); the target is then recorded as listed.
+    """
+    real = os.path.realpath(link)
+    if os.path.commonpath([real, os.path.realpath(link.parent)]) == real:
+        problem = "leads back to a folder that contains it (a link cycle)"
+    elif os.path.commonpath([real, root_real]) != root_real:
+        problem = f"leads out of the image folder, to {real!r}"
+    elif real in listed:
+        problem = f"leads to {real!r}, which is already listed"
+    else:
+        listed.add(real)
+        return True
+    warnings.warn(f"load_image_folder: skipped folder link {str(link)!r}: it {problem}. Copy "
+                  f"or move the images into the folder instead.", UserWarning, stacklevel=3)
+    return False
+
+
+def _image_files_under(folder: Path, root_real: str, listed: set, exts) -> list[str]:
+    files = []
+    for entry in os.scandir(folder):
+        if entry.name.startswith("."):
+            continue
+        child = folder / entry.name
+        if entry.is_dir():
+            if not entry.is_symlink() or _follow_link(child, root_real, listed):
+                files += _image_files_under(child, root_real, listed, exts)
+        elif entry.is_file() and child.suffix.lower() in exts:
+            files.append(str(child))
+    return files

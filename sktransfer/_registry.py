@@ -12,6 +12,11 @@ places, all equal once registered:
   name under that prefix; its builder receives the full name as its first
   argument. An exact name wins over a namespace, a longer prefix over a shorter.
 
+sktransfer's own names always win: a plugin entry point that would take over a
+built-in name - the same exact name, an exact name a built-in namespace lists,
+or a namespace that would capture names a built-in provides - is skipped with
+a warning naming the plugin package, never a silent swap of the model.
+
 Entry points are how the package registers its own built-ins too, so the door a
 third party uses is exercised by every run.
 """
@@ -22,10 +27,11 @@ import difflib
 import fnmatch
 import importlib.metadata
 import inspect
-import os
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable
+
+from ._env import env_flag
 
 __all__ = ["Registry", "PluginError", "refresh_plugins"]
 
@@ -35,10 +41,6 @@ _ALL_REGISTRIES: list["Registry"] = []
 
 class PluginError(ImportError):
     """A plugin's entry point could not be loaded."""
-
-
-def _env_flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
 @dataclass
@@ -118,21 +120,33 @@ class Registry:
         if self._discovered:
             return
         self._discovered = True
-        strict = _env_flag("SKTRANSFER_STRICT_PLUGINS")
-        third_party_off = _env_flag("SKTRANSFER_DISABLE_PLUGINS")
+        strict = env_flag("SKTRANSFER_STRICT_PLUGINS")
+        third_party_off = env_flag("SKTRANSFER_DISABLE_PLUGINS")
+        found = []
         for ep in self._entry_points():
             dist = getattr(getattr(ep, "dist", None), "name", None) or "an unknown package"
             own = dist.replace("_", "-").lower() == _OWN_DISTRIBUTION
-            if third_party_off and not own:
-                continue
+            if not (third_party_off and not own):
+                found.append((not own, ep, dist))
+        # built-ins first, whatever order the installed packages are listed in
+        for third_party, ep, dist in sorted(found, key=lambda t: t[0]):
             if ep.name in self._entries:
                 # The same distribution can be visible twice (e.g. editable + site).
                 if self._entries[ep.name].source == dist:
                     continue
+            if third_party:
+                taken = self._builtin_claim(ep.name)
+                if taken is not None:
+                    warnings.warn(
+                        f"sktransfer: {self.kind} plugin {ep.name!r} from {dist} is ignored: "
+                        f"{taken}, and built-in names always win. Ask the {dist} authors to "
+                        f"pick another name.", RuntimeWarning, stacklevel=3)
+                    continue
             try:
                 builder = ep.load()
                 self._add(_Entry(ep.name, builder, dist, ep.name.endswith("*")))
-            except Exception as exc:  # noqa: BLE001 - a broken plugin must not break others
+            # a broken plugin must not break others, not even by calling sys.exit()
+            except (Exception, SystemExit) as exc:  # noqa: BLE001
                 if strict:
                     raise PluginError(
                         f"{self.kind} plugin {ep.name!r} from {dist} failed to load: "
@@ -147,6 +161,36 @@ class Registry:
     def _entry_points(self):
         for group in self.groups:
             yield from importlib.metadata.entry_points(group=group)
+
+    def _builtin_claim(self, name: str) -> str | None:
+        """Why entry point ``name`` would take over a built-in name, or None.
+
+        Resolution picks an exact name first, then the longest namespace, so
+        a plugin steals a built-in name with the same exact name, with an
+        exact name a built-in namespace provides, or with a namespace longer
+        than a built-in one that captures names it provides. A built-in
+        namespace that cannot list its names is taken to provide every name
+        under its prefix.
+        """
+        builtins = [e for e in self._entries.values() if e.source == _OWN_DISTRIBUTION]
+        if any(e.name == name for e in builtins):
+            return f"{name!r} is a built-in {self.kind} name of sktransfer"
+        prefix = name[:-1] if name.endswith("*") else None
+        for entry in (e for e in builtins if e.namespace):
+            space = entry.name[:-1]
+            if prefix is None and name.startswith(space):
+                listed = _listed(entry)
+                if name in listed or not listed:
+                    return (f"{name!r} is provided by sktransfer's built-in namespace "
+                            f"{entry.name!r}")
+            elif prefix is not None and len(prefix) > len(space) and prefix.startswith(space):
+                listed = _listed(entry)
+                captured = [n for n in listed if n.startswith(prefix)
+                            and n not in self._entries] or ([] if listed else [name])
+                if captured:
+                    return (f"namespace {name!r} would take over sktransfer's built-in "
+                            f"{self.kind}(s) {', '.join(map(repr, captured[:3]))}")
+        return None
 
     def refresh(self) -> None:
         """Forget discovered entry points so the next call looks again."""
@@ -245,6 +289,17 @@ class Registry:
         """Entry points that failed to load: name -> 'package: error'."""
         self._ensure_discovered()
         return {k: f"{d}: {type(e).__name__}: {e}" for k, (d, e) in self._failed.items()}
+
+
+def _listed(entry: _Entry) -> list[str]:
+    """The names a namespace entry lists (empty when it cannot list them)."""
+    lister = getattr(entry.builder, "list_names", None)
+    if lister is None:
+        return []
+    try:
+        return list(lister())
+    except Exception:  # noqa: BLE001 - list() reports this; here it means "unknown"
+        return []
 
 
 def refresh_plugins() -> None:

@@ -5,16 +5,25 @@ Every subcommand has ``--help``. Exit codes follow shell habits: 0 success,
 2 a usage error (unknown option, bad value), 130 interrupted. Errors are one
 line on stderr; ``--traceback`` (or ``SKTRANSFER_TRACEBACK=1``) shows the full
 Python traceback instead.
+
+Every file a command writes (models, plots) is written to a temporary file in
+the same folder and renamed over the target only when complete, so a failed or
+interrupted command (Ctrl-C exits 130) leaves an existing file untouched.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import os
+import signal
 import sys
 import time
 from pathlib import Path
+
+from ._env import env_flag
+from ._files import atomic_output, check_regular_file
 
 __all__ = ["main", "build_parser"]
 
@@ -166,8 +175,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="predict labels of images with a saved model (CSV)",
                        description="Write path,label,probability CSV rows to stdout, one per "
-                                   "image. Folders are searched for image files.")
-    p.add_argument("model", metavar="MODEL", help="a model written by `sktransfer fit`")
+                                   "image. Folders are searched for image files. "
+                                   "WARNING: MODEL is a pickle (joblib) file, and loading a "
+                                   "pickle runs whatever code it holds: only load models you "
+                                   "wrote yourself or got from someone you trust.")
+    p.add_argument("model", metavar="MODEL", help="a model written by `sktransfer fit` (a "
+                                                  "pickle: load only trusted files)")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders")
     p.add_argument("--no-header", dest="header", action="store_false",
                    help="omit the CSV header line")
@@ -239,8 +252,25 @@ def _check_output(path: str) -> None:
         raise CLIError(f"cannot write {path!r}: it is a folder")
 
 
-def _save_figure(fig, path: str) -> None:
-    fig.savefig(path, dpi=110)
+def _save_model(model, path: str) -> None:
+    import joblib
+
+    with atomic_output(path) as tmp:
+        joblib.dump(model, tmp)
+
+
+def _save_plot(make_figure, path: str) -> None:
+    """Draw and write a plot, or say why it was skipped when matplotlib is missing."""
+    try:
+        fig = make_figure()
+    except ImportError as exc:
+        if "matplotlib" not in str(exc):
+            raise
+        print(f"plot skipped ({path} not written): matplotlib is not installed; "
+              f"pip install 'sktransfer[plot]' to get it", file=sys.stderr)
+        return
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, dpi=110, format=Path(path).suffix[1:].lower() or None)
     print(f"plot written to {path}", file=sys.stderr)
 
 
@@ -329,8 +359,6 @@ def cmd_strategies(args) -> int:
 
 
 def cmd_fit(args) -> int:
-    import joblib
-
     _check_output(args.out)
     if args.plot:
         _check_output(args.plot)
@@ -343,16 +371,17 @@ def cmd_fit(args) -> int:
     clf = _classifier(args, verbose=0 if args.quiet else 1)
     start = time.perf_counter()
     # skorch's epoch table goes to stdout via print; keep stdout for results
-    with _stdout_to_stderr():
+    with _stdout_to_stderr(), _interrupts() as interrupted:
         clf.fit(paths, labels)
+        interrupted.check()
     elapsed = time.perf_counter() - start
-    joblib.dump(clf, args.out)
+    _save_model(clf, args.out)
     print(f"training accuracy {clf.score(paths, labels):.3f}; fit took {elapsed:.1f} s; "
           f"model written to {args.out}")
     if args.plot:
         from .plotting import plot_history
 
-        _save_figure(plot_history(clf), args.plot)
+        _save_plot(lambda: plot_history(clf), args.plot)
     return 0
 
 
@@ -369,7 +398,8 @@ def _image_files(items) -> list[str]:
             if not found:
                 raise CLIError(f"no image files found in folder {item!r}")
             files += found
-        elif p.is_file():
+        elif p.exists():
+            check_regular_file(p, "image file")
             files.append(str(p))
         else:
             raise CLIError(f"image file not found: {item!r}")
@@ -381,9 +411,10 @@ def cmd_predict(args) -> int:
     import numpy as np
 
     model = Path(args.model)
-    if not model.is_file():
+    if not model.exists():
         raise CLIError(f"model file not found: {args.model!r} (write one with "
                        f"`{PROG} fit IMAGE_DIR --out {args.model}`)")
+    check_regular_file(model, "model file")
     files = _image_files(args.images)
     try:
         clf = joblib.load(model)
@@ -395,16 +426,31 @@ def cmd_predict(args) -> int:
                        f"({type(clf).__name__})")
     proba = clf.predict_proba(files)
     best = np.argmax(proba, axis=1)
-    writer = csv.writer(sys.stdout, lineterminator="\n")
-    if args.header:
-        writer.writerow(["path", "label", "probability"])
-    for path, index, row in zip(files, best, proba):
-        writer.writerow([path, clf.classes_[index], f"{row[index]:.4f}"])
+    with _raw_file_names(sys.stdout):
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        if args.header:
+            writer.writerow(["path", "label", "probability"])
+        for path, index, row in zip(files, best, proba):
+            writer.writerow([path, clf.classes_[index], f"{row[index]:.4f}"])
     return 0
 
 
+@contextlib.contextmanager
+def _raw_file_names(stream):
+    """Write file names that are not valid in the stream's encoding back as their
+    original bytes (Python holds them as surrogates), as ``ls`` does."""
+    errors = getattr(stream, "errors", None)
+    if errors is None or not hasattr(stream, "reconfigure"):
+        yield
+        return
+    stream.reconfigure(errors="surrogateescape")
+    try:
+        yield
+    finally:
+        stream.reconfigure(errors=errors)
+
+
 def cmd_search(args) -> int:
-    import joblib
     import numpy as np
     from sklearn.metrics import get_scorer
     from sklearn.model_selection import GridSearchCV, StratifiedKFold
@@ -435,6 +481,7 @@ def cmd_search(args) -> int:
     accuracy = get_scorer("accuracy")
 
     def scorer(estimator, X, y):  # counts finished fits for the progress bar
+        interrupted.check()  # skorch swallows Ctrl-C in fit; stop the search here
         bar.update(1)
         return accuracy(estimator, X, y)
 
@@ -443,7 +490,9 @@ def cmd_search(args) -> int:
                           scoring=scorer, error_score="raise", refit=bool(args.out))
     start = time.perf_counter()
     try:
-        search.fit(paths, labels)
+        with _interrupts() as interrupted:
+            search.fit(paths, labels)
+            interrupted.check()
     finally:
         bar.close()
     elapsed = time.perf_counter() - start
@@ -458,14 +507,14 @@ def cmd_search(args) -> int:
     best = search.best_params_
     print(f"best: freeze_depth={best['freeze_depth']} freeze_strategy={best['freeze_strategy']} "
           f"(accuracy {search.best_score_:.3f}, {args.cv}-fold CV); search took {elapsed:.1f} s")
+    if args.out:
+        _save_model(search.best_estimator_, args.out)
+        print(f"best model written to {args.out}", file=sys.stderr)
     if args.plot:
         from .plotting import plot_freeze_depth
 
-        _save_figure(plot_freeze_depth(search, title=f"{args.backbone}: accuracy against "
-                                                     f"freeze depth"), args.plot)
-    if args.out:
-        joblib.dump(search.best_estimator_, args.out)
-        print(f"best model written to {args.out}", file=sys.stderr)
+        _save_plot(lambda: plot_freeze_depth(search, title=f"{args.backbone}: accuracy against "
+                                                           f"freeze depth"), args.plot)
     return 0
 
 
@@ -477,6 +526,36 @@ class _stdout_to_stderr:
 
     def __exit__(self, *exc):
         sys.stdout = self._old
+
+
+class _InterruptFlag:
+    def __init__(self):
+        self.seen = False
+
+    def check(self) -> None:
+        if self.seen:
+            raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _interrupts():
+    """Remember a Ctrl-C that library code swallows (skorch ends ``fit`` quietly on
+    KeyboardInterrupt and keeps the half-trained model); ``check()`` re-raises it."""
+    flag = _InterruptFlag()
+
+    def handler(signum, frame):
+        flag.seen = True
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGINT, handler)
+    except ValueError:  # not the main thread: signals cannot be caught here
+        yield flag
+        return
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _progress(iterable, desc, total=None, disable=False):
@@ -503,8 +582,11 @@ def main(argv=None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version, usage errors
         return int(exc.code or 0) if not isinstance(exc.code, str) else 2
-    show_traceback = args.traceback or os.environ.get("SKTRANSFER_TRACEBACK", "") not in ("",
-                                                                                          "0")
+    try:
+        show_traceback = args.traceback or env_flag("SKTRANSFER_TRACEBACK")
+    except ValueError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
     from sklearn.exceptions import NotFittedError
 
     from . import PluginError

@@ -243,3 +243,35 @@ def test_min_input_size_is_checked_before_any_block_runs(images):
         FeatureExtractor("densenet121", weights=None, image_size=16, device="cpu").fit(X[:2])
     with pytest.raises(ValueError, match="min_input_size must be None or a positive int"):
         Backbone("bad", [torch.nn.Identity()], GlobalPool(), 1, min_input_size=0)
+# -- untrusted weights files (issue 14) ----------------------------------------------------
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_weights_are_refused_by_tensor_name(tiny_weights, tmp_path, bad):
+    _, state = tiny_weights
+    state = {k: v.clone() for k, v in state.items()}
+    name = next(k for k in state if k.endswith("weight"))
+    state[name].view(-1)[3] = bad
+    for path in (tmp_path / "bad.pth", tmp_path / "bad.safetensors"):
+        torch.save(state, path) if path.suffix == ".pth" else save_file(state, path)
+        with pytest.raises(ValueError, match=rf"{path.name}.*tensor '{name}' holds 1 NaN or "
+                                             rf"infinite"):
+            get_backbone("tiny_cnn", weights=str(path))
+
+
+def test_upper_case_safetensors_suffix_is_safetensors(tiny_weights, tmp_path):
+    _, state = tiny_weights
+    path = tmp_path / "W.SAFETENSORS"
+    save_file(state, path)
+    backbone = get_backbone("tiny_cnn", weights=str(path))
+    first = next(k for k in state if k.startswith("blocks.0."))
+    block, key = first[len("blocks.0."):], first
+    torch.testing.assert_close(backbone.blocks[0].state_dict()[block], state[key])
+
+
+@pytest.mark.timeout(30)
+def test_fifo_as_weights_file_is_refused_not_a_hang(tmp_path):
+    import os
+
+    fifo = tmp_path / "w.pth"
+    os.mkfifo(fifo)
+    with pytest.raises(ValueError, match=r"w\.pth.*named pipe"):
+        get_backbone("tiny_cnn", weights=str(fifo))

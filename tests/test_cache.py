@@ -1,5 +1,7 @@
 """Frozen-prefix caching: valid, equal to the uncached path, reused across candidates/folds."""
 
+import os
+
 import numpy as np
 import pytest
 from sklearn.model_selection import GridSearchCV
@@ -100,3 +102,56 @@ def test_pickled_model_carries_no_cache(images):
     assert len(ACTIVATIONS) > 0
     assert b"_ActivationInput" not in blob
     assert len(blob) < 2_000_000
+
+
+def test_file_rewritten_with_same_size_and_mtime_is_not_served_stale(tmp_path):
+    """`cp -p`, `rsync -t` and tar keep size and mtime; the cache must still notice."""
+    from PIL import Image
+
+    from sktransfer import FeatureExtractor
+
+    path = tmp_path / "img.bmp"  # BMP: same dimensions -> same file size
+    Image.new("RGB", (32, 32), (250, 10, 10)).save(path)
+    stamp = os.stat(path)
+    fe = FeatureExtractor("tiny_cnn", weights=None, random_state=0).fit([str(path)])
+    red = fe.transform([str(path)])
+    Image.new("RGB", (32, 32), (10, 10, 250)).save(path)  # rewritten in place
+    os.utime(path, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+    assert os.stat(path).st_size == stamp.st_size
+    blue = fe.transform([str(path)])
+    assert not np.allclose(red, blue)
+    replaced = tmp_path / "new.bmp"  # a new file renamed over it, mtime copied (cp -p)
+    Image.new("RGB", (32, 32), (250, 10, 10)).save(replaced)
+    os.utime(replaced, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+    os.replace(replaced, path)
+    np.testing.assert_allclose(fe.transform([str(path)]), red, atol=1e-6)
+
+
+def test_file_keys_accept_non_utf8_names(tmp_path):
+    from PIL import Image
+
+    from sktransfer._cache import sample_keys
+    from sktransfer._data import as_input
+
+    name = os.fsdecode(os.fsencode(tmp_path) + b"/caf\xe9.png")
+    Image.new("RGB", (8, 8)).save(name)
+    keys = sample_keys(as_input([name]))
+    assert len(keys) == 1 and isinstance(keys[0], bytes)
+
+
+def test_activation_budget_follows_the_latest_fit_and_can_be_released(images):
+    import sktransfer
+
+    X, y = images
+    TransferClassifier("tiny_cnn", weights=None, freeze_depth=2, max_epochs=1, device="cpu",
+                       cache_memory=8 << 30).fit(X, y)
+    assert ACTIVATIONS.max_bytes == 8 << 30 and ACTIVATIONS.nbytes > 0
+    TransferClassifier("tiny_cnn", weights=None, freeze_depth=2, max_epochs=1, device="cpu",
+                       cache_memory=1000).fit(X, y)  # too small to cache this fit at all
+    assert ACTIVATIONS.max_bytes == 1000 and ACTIVATIONS.nbytes <= 1000
+    TransferClassifier("tiny_cnn", weights=None, freeze_depth=2, max_epochs=1,
+                       device="cpu").fit(X, y)
+    assert ACTIVATIONS.max_bytes == 2 << 30 and ACTIVATIONS.nbytes > 0
+    assert "clear_caches" in sktransfer.__all__ and sktransfer.clear_caches.__doc__
+    sktransfer.clear_caches()
+    assert ACTIVATIONS.nbytes == 0 and len(ACTIVATIONS) == 0

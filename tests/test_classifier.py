@@ -263,3 +263,53 @@ def test_device_cuda_without_cuda_is_clear(images, monkeypatch):
         TransferClassifier("tiny_cnn", weights=None, device="cuda", max_epochs=1).fit(X, y)
     clf = TransferClassifier("tiny_cnn", weights=None, device="auto", max_epochs=1).fit(X, y)
     assert clf.device == "auto" and next(clf.module_.parameters()).device.type == "cpu"
+
+
+# -- missing labels and failed fits (issue 14) -----------------------------------------------
+@pytest.mark.parametrize("kind", ["object_nan", "list_none", "series_none", "float_nan"])
+def test_missing_labels_are_named_with_their_positions(images, kind):
+    import pandas as pd
+
+    X, y = images
+    labels = {"object_nan": np.array(list(y), dtype=object),
+              "list_none": list(y), "series_none": pd.Series(list(y), dtype=object),
+              "float_nan": (y == "cat").astype(float)}[kind]
+    for position in (3, 17):
+        labels[position] = None if kind in ("list_none", "series_none") else np.nan
+    with pytest.raises(ValueError, match=r"y has 2 missing label\(s\) \(None or NaN\) at "
+                                         r"position\(s\) 3, 17"):
+        TransferClassifier("tiny_cnn", weights=None, **FAST).fit(X, labels)
+
+
+@pytest.fixture
+def files_with_a_truncated_jpeg(images, tmp_path):
+    from PIL import Image
+
+    X, y = images
+    paths = []
+    for i, image in enumerate(X):
+        path = tmp_path / f"{i:02d}.jpg"
+        Image.fromarray((image * 255).astype(np.uint8)).save(path, quality=90)
+        paths.append(str(path))
+    middle = paths[len(paths) // 2]
+    data = open(middle, "rb").read()
+    with open(middle, "wb") as f:
+        f.write(data[: len(data) // 2])  # the header still reads: only decoding fails
+    return paths, y, middle
+
+
+@pytest.mark.parametrize("warm_start", [True, False])
+def test_failed_fit_leaves_the_fitted_model_as_it_was(images, files_with_a_truncated_jpeg,
+                                                      warm_start):
+    X, y = images
+    paths, _, broken = files_with_a_truncated_jpeg
+    clf = TransferClassifier("tiny_cnn", weights=None, freeze_depth=0, warm_start=warm_start,
+                             **{**FAST, "batch_size": 4}).fit(X, y)
+    before = {k: v.clone() for k, v in clf.module_.state_dict().items()}
+    module, proba, epochs = clf.module_, clf.predict_proba(X), len(clf.history)
+    with pytest.raises(ValueError, match=rf"cannot decode image file '{broken}'"):
+        clf.fit(paths, y)  # the bad file is met in the middle of the first epoch
+    assert clf.module_ is module and len(clf.history) == epochs
+    for key, value in clf.module_.state_dict().items():
+        torch.testing.assert_close(value, before[key], msg=key)
+    np.testing.assert_allclose(clf.predict_proba(X), proba, atol=1e-6)

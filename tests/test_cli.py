@@ -291,3 +291,99 @@ def test_console_script_end_to_end(image_dir, tmp_path):
                          env=env, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 1
     assert bad.stderr.strip() == "sktransfer predict: error: image file not found: 'ghost.png'"
+
+
+# -- faults, interrupts and untrusted files (issue 14) -----------------------------------------
+def test_ctrl_c_during_fit_exits_130_and_keeps_the_existing_model(capsys, image_dir, tmp_path,
+                                                                  monkeypatch):
+    import signal
+
+    from sktransfer import TransferClassifier
+
+    out = tmp_path / "model.joblib"
+    out.write_bytes(b"the model from yesterday")
+    real = TransferClassifier.on_epoch_begin
+
+    def press_ctrl_c(self, net, *args, **kwargs):
+        real(self, net, *args, **kwargs)
+        if len(self.history) == 2:  # in the second epoch: skorch swallows the interrupt
+            signal.raise_signal(signal.SIGINT)
+
+    monkeypatch.setattr(TransferClassifier, "on_epoch_begin", press_ctrl_c)
+    code, _, err = run(capsys, "fit", image_dir, *FAST_FIT, "--epochs", "4", "--out", out,
+                       "--quiet")
+    assert code == 130 and "interrupted" in err
+    assert out.read_bytes() == b"the model from yesterday"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.joblib", "photos"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_ctrl_c_during_search_stops_the_search(capsys, image_dir, tmp_path, monkeypatch):
+    import signal
+
+    from sktransfer import TransferClassifier
+
+    fits = []
+    real = TransferClassifier.on_epoch_begin
+
+    def press_ctrl_c(self, net, *args, **kwargs):
+        real(self, net, *args, **kwargs)
+        fits.append(1)
+        if len(fits) == 2:
+            signal.raise_signal(signal.SIGINT)
+
+    monkeypatch.setattr(TransferClassifier, "on_epoch_begin", press_ctrl_c)
+    best = tmp_path / "best.joblib"
+    code, out, _ = run(capsys, "search", image_dir, *FAST_FIT, "--freeze-depth", "0", "all",
+                       "--cv", "2", "--plot", "", "--out", best)
+    assert code == 130 and len(fits) <= 3 and not best.exists() and "rank" not in out
+
+
+@pytest.mark.parametrize("value", ["false", "no", "off", "0"])
+def test_traceback_env_off_spellings_keep_errors_one_line(capsys, tmp_path, monkeypatch, value):
+    monkeypatch.setenv("SKTRANSFER_TRACEBACK", value)
+    code, _, err = run(capsys, "fit", tmp_path / "nope")
+    assert_one_line_error(code, err, contains="not found")
+
+
+def test_traceback_env_typo_is_a_usage_error(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("SKTRANSFER_TRACEBACK", "maybe")
+    code, _, err = run(capsys, "fit", tmp_path / "nope")
+    assert code == 2 and "SKTRANSFER_TRACEBACK='maybe' is not a boolean" in err
+
+
+def test_search_without_matplotlib_finishes_and_says_the_plot_was_skipped(
+        capsys, image_dir, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
+    plot, best = tmp_path / "search.png", tmp_path / "best.joblib"
+    code, out, err = run(capsys, "search", image_dir, *FAST_FIT, "--freeze-depth", "0", "all",
+                         "--cv", "2", "--plot", plot, "--out", best)
+    assert code == 0, err
+    assert out.splitlines()[0].split()[:2] == ["rank", "freeze_depth"]
+    assert "plot skipped" in err and "pip install 'sktransfer[plot]'" in err
+    assert not plot.exists() and best.stat().st_size > 0
+
+
+def test_predict_help_warns_that_the_model_is_a_pickle(capsys):
+    code, out, _ = run(capsys, "predict", "--help")
+    assert code == 0 and "pickle" in out and "trust" in out
+
+
+def test_non_utf8_file_names_fit_and_predict(capsys, image_dir, tmp_path):
+    odd = os.fsdecode(os.fsencode(image_dir / "red") + b"/caf\xe9.png")
+    Image.new("RGB", (32, 32), (250, 0, 0)).save(odd)
+    model = tmp_path / "model.joblib"
+    code, _, err = run(capsys, "fit", image_dir, *FAST_FIT, "--out", model, "--quiet")
+    assert code == 0, err
+    result = subprocess.run([*_program(), "predict", str(model), odd], capture_output=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert os.fsencode(odd) in result.stdout.splitlines()[1]
+
+
+@pytest.mark.timeout(30)
+def test_predict_refuses_a_fifo(capsys, model_file, tmp_path):
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    code, _, err = run(capsys, "predict", model_file, fifo)
+    assert_one_line_error(code, err, contains="named pipe")

@@ -1,6 +1,7 @@
 """Every accepted input form works in both estimators; every bad input gets a clear error."""
 
 import gc
+import os
 import resource
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.linear_model import LogisticRegression
 
 from sktransfer import FeatureExtractor, TransferClassifier, load_image_folder
+from sktransfer._data import as_input
 
 N = 12
 
@@ -249,9 +251,9 @@ def test_large_folder_is_decoded_lazily(tmp_path):
     loaded = []
     real = data._decode_path
 
-    def counting(path):
+    def counting(path, *args):
         loaded.append(path)
-        return real(path)
+        return real(path, *args)
 
     data._decode_path = counting
     try:
@@ -283,3 +285,145 @@ def test_validation_split_is_not_augmented(base):
     TransferClassifier("tiny_cnn", weights=None, augment=augment, max_epochs=1, device="cpu",
                        train_split=ValidSplit(3, stratified=True)).fit(X, y)
     assert len(seen) == N - N // 3  # the training part only
+
+
+# -- hostile input (issue 14) -------------------------------------------------------------
+@pytest.mark.parametrize("to_torch", [False, True])
+def test_float_images_outside_unit_range_are_refused(base, to_torch):
+    X, y = base
+    wrap = (lambda a: torch.from_numpy(np.ascontiguousarray(a))) if to_torch else (lambda a: a)
+    with pytest.raises(ValueError, match=r"values in \[0, 255\].*divide by 255.*uint8"):
+        as_input(wrap(X.astype(np.float32)))
+    normalised = (X.astype(np.float32) / 255 - 0.45) / 0.225
+    with pytest.raises(ValueError, match=r"mean/std-normalised"):
+        TransferClassifier("tiny_cnn", weights=None, max_epochs=1).fit(wrap(normalised), y)
+    as_input(wrap(X.astype(np.float32) / 255))  # in range: accepted
+
+
+def _wide_image(mode, value, peak):
+    """An 8x8 image of ``mode`` holding ``value`` everywhere but one pixel at ``peak``."""
+    arr = np.full((8, 8), value, dtype=np.float32 if mode == "F" else np.int32)
+    arr[0, 0] = peak
+    return Image.fromarray(arr, mode="F") if mode == "F" else \
+        Image.fromarray(arr.astype(np.uint16)).convert("I") if mode == "I" else \
+        Image.fromarray(arr.astype(np.uint16))
+
+
+@pytest.mark.parametrize("mode", ["I", "I;16"])
+def test_integer_tiffs_are_scaled_by_the_mode_range_not_each_maximum(tmp_path, mode):
+    paths = []
+    for peak in (1000, 60000):
+        img = _wide_image(mode, 500, peak)
+        assert img.mode == mode
+        path = tmp_path / f"{mode.replace(';', '_')}_{peak}.tif"
+        img.save(path)
+        paths.append(str(path))
+    a, b = (as_input(paths).load(i) for i in range(2))
+    assert a[0, 4, 4] == b[0, 4, 4] == pytest.approx(500 / 65535)
+
+
+def test_wide_modes_out_of_their_range_are_errors():
+    big = Image.fromarray(np.full((4, 4), 70000, dtype=np.int32), mode="I")
+    with pytest.raises(ValueError, match=r"mode I.*\[70000, 70000\].*0\.\.65535"):
+        as_input([big]).load(0)
+    hot = Image.fromarray(np.full((4, 4), 3.5, dtype=np.float32), mode="F")
+    with pytest.raises(ValueError, match=r"mode F.*\[3\.5, 3\.5\].*\[0, 1\]"):
+        as_input([hot]).load(0)
+    ok = Image.fromarray(np.full((4, 4), 0.25, dtype=np.float32), mode="F")
+    assert as_input([ok]).load(0).max() == pytest.approx(0.25)
+
+
+def test_exif_orientation_is_honoured(tmp_path):
+    pixels = np.zeros((20, 40, 3), np.uint8)  # landscape as stored: 40 wide, 20 high
+    pixels[:, :20, 0] = 255  # left half red
+    img = Image.fromarray(pixels)
+    exif = img.getexif()
+    exif[0x0112] = 6  # "rotate 90 CW to display": a portrait phone photo
+    path = tmp_path / "portrait.jpg"
+    img.save(path, exif=exif, quality=95)
+    for source in (as_input([str(path)]), as_input([Image.open(path)])):
+        t = source.load(0)
+        assert tuple(t.shape) == (3, 40, 20)  # displayed upright: 20 wide, 40 high
+        assert t[0, :15].mean() > 0.8 and t[0, 25:].mean() < 0.2  # red ends up on top
+
+
+def test_folder_link_cycles_and_links_out_of_root_are_skipped(tmp_path):
+    root = tmp_path / "root"
+    for label in ("cat", "dog"):
+        (root / label).mkdir(parents=True)
+        Image.new("RGB", (8, 8)).save(root / label / f"{label}.png")
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    Image.new("RGB", (8, 8)).save(outside / "x.png")
+    (root / "zz").symlink_to(root)  # a cycle: would list everything again as "zz"
+    (root / "cat" / "loop").symlink_to(root / "cat")
+    (root / "kitty").symlink_to(root / "cat")  # the same images under a second label
+    (root / "out").symlink_to(outside)
+    with pytest.warns(UserWarning) as record:
+        paths, labels = load_image_folder(root)
+    assert labels.tolist() == ["cat", "dog"]
+    assert [Path(p).name for p in paths] == ["cat.png", "dog.png"]
+    messages = " ".join(str(w.message) for w in record)
+    for name, why in [("zz", "cycle"), ("loop", "cycle"), ("kitty", "already listed"),
+                      ("out", "out of the image folder")]:
+        assert f"{root / name}" in messages or f"{root / 'cat' / name}" in messages, name
+        assert why in messages
+
+
+def test_folder_link_to_a_hidden_store_inside_root_is_followed(tmp_path):
+    root = tmp_path / "root"
+    (root / ".store" / "cats").mkdir(parents=True)
+    Image.new("RGB", (8, 8)).save(root / ".store" / "cats" / "c.png")
+    (root / "dog").mkdir()
+    Image.new("RGB", (8, 8)).save(root / "dog" / "d.png")
+    (root / "cat").symlink_to(root / ".store" / "cats")
+    paths, labels = load_image_folder(root)
+    assert labels.tolist() == ["cat", "dog"]
+
+
+@pytest.mark.timeout(30)
+def test_fifo_in_paths_is_an_error_not_a_hang(tmp_path, base):
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    good = tmp_path / "good.png"
+    Image.fromarray(base[0][0]).save(good)
+    with pytest.raises(ValueError, match=r"X\[1\].*pipe\.png.*named pipe"):
+        as_input([str(good), str(fifo)])
+
+
+@pytest.mark.parametrize("form", ["path", "pil", "array"])
+def test_absurd_aspect_ratios_are_refused_before_any_work(tmp_path, form):
+    sliver = Image.new("RGB", (20000, 1))
+    if form == "path":
+        sliver.save(tmp_path / "sliver.png")
+        X = [str(tmp_path / "sliver.png")]
+    else:
+        X = [sliver] if form == "pil" else np.zeros((1, 1, 20000, 3), np.uint8)
+    with pytest.raises(ValueError, match=r"20000x1 pixels.*aspect ratio over 50:1"):
+        FeatureExtractor("tiny_cnn", weights=None).fit(X)
+    fine = [Image.new("RGB", (400, 10))]  # 40:1 is still accepted
+    assert FeatureExtractor("tiny_cnn", weights=None).fit_transform(fine).shape[0] == 1
+
+
+def test_non_utf8_file_name_works(tmp_path, base):
+    folder = os.fsencode(tmp_path) + b"/caf\xe9.png"
+    Image.fromarray(base[0][0]).save(folder.decode("utf-8", "surrogateescape"))
+    paths = [os.fsdecode(folder)] * 2
+    features = FeatureExtractor("tiny_cnn", weights=None, random_state=0).fit_transform(paths)
+    assert features.shape[0] == 2
+
+
+@pytest.mark.parametrize("ext", ["jpg", "png"])
+def test_large_images_are_reduced_before_float_conversion(tmp_path, ext):
+    rng = np.random.RandomState(0)
+    big = Image.fromarray(rng.randint(0, 255, (1200, 1600, 3), dtype=np.uint8))
+    path = tmp_path / f"big.{ext}"
+    big.save(path)
+    source = as_input([str(path)])
+    assert tuple(source.load(0).shape) == (3, 1200, 1600)  # no target: full size
+    reduced = source.load(0, min_side=32)
+    assert min(reduced.shape[1:]) >= 64 and reduced.numel() < 3 * 1200 * 1600 / 50
+    from_pil = as_input([big]).load(0, min_side=32)
+    assert min(from_pil.shape[1:]) >= 64 and from_pil.numel() < 3 * 1200 * 1600 / 50
+    fe = FeatureExtractor("tiny_cnn", weights=None, random_state=0).fit([str(path)])
+    assert np.isfinite(fe.transform([str(path)])).all()

@@ -1,4 +1,6 @@
 import importlib.metadata
+import re
+import warnings
 
 import pytest
 
@@ -201,3 +203,83 @@ def test_refresh_plugins_keeps_runtime_registrations():
         assert "tiny_cnn" in list_backbones()
     finally:
         BACKBONES.unregister("tmp_keep")
+
+
+# -- hostile plugins (issue 14) ------------------------------------------------------------
+def _plugin(name, value, dist="evil-pkg", group="sktransfer.backbones"):
+    from types import SimpleNamespace
+
+    return importlib.metadata.EntryPoint(name, value, group)._for(SimpleNamespace(name=dist))
+
+
+def test_plugin_calling_sys_exit_at_import_is_a_broken_plugin(monkeypatch, tmp_path):
+    (tmp_path / "exiting_plugin_xyz.py").write_text("import sys\nsys.exit('bye')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    bad = _plugin("exiting", "exiting_plugin_xyz:build")
+    monkeypatch.setattr(importlib.metadata, "entry_points", _fake_entry_points([bad]))
+    registry = Registry("backbone", "sktransfer.backbones", "list_backbones")
+    with pytest.warns(RuntimeWarning, match=r"'exiting' from evil-pkg.*SystemExit: bye"):
+        names = registry.list()
+    assert "tiny_cnn" in names and "exiting" not in names
+    with pytest.raises(PluginError, match="exiting"):
+        registry.get("exiting")
+
+
+@pytest.mark.parametrize("name, claim", [
+    ("tiny_cnn", "built-in backbone name"),     # exact, listed before sktransfer's own
+    ("resnet18", "built-in namespace 'resnet*'"),  # exact, inside a built-in namespace
+    ("resnet1*", "would take over"),            # a longer namespace capturing built-ins
+    ("resnet*", "built-in backbone name"),      # the same namespace
+])
+def test_plugins_cannot_take_over_builtin_names(monkeypatch, name, claim):
+    evil = _plugin(name, "sktransfer.backbones._tiny:mlp")
+    real = importlib.metadata.entry_points
+
+    def plugin_first(**kw):  # the plugin is listed before sktransfer itself
+        found = list(real(**kw))
+        return [evil] + found if kw.get("group") == "sktransfer.backbones" else found
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", plugin_first)
+    registry = Registry("backbone", "sktransfer.backbones", "list_backbones")
+    with pytest.warns(RuntimeWarning, match=rf"{re.escape(repr(name))} from evil-pkg is "
+                                            rf"ignored: .*{re.escape(claim)}"):
+        registry.list()
+    target = "tiny_cnn" if name == "tiny_cnn" else "resnet18"
+    assert registry.source(target) == "sktransfer"
+    assert registry.failed() == {}  # the built-in is not reported as the broken one
+
+
+def test_plugin_names_beside_builtins_still_work(monkeypatch):
+    extra = [_plugin("efficientnet_lite9", "sktransfer.backbones._tiny:tiny_cnn"),
+             _plugin("resnet_custom*", "sktransfer.backbones._tiny:tiny_cnn")]
+    monkeypatch.setattr(importlib.metadata, "entry_points", _fake_entry_points(extra))
+    registry = Registry("backbone", "sktransfer.backbones", "list_backbones")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        registry.list()
+    assert registry.source("efficientnet_lite9") == "evil-pkg"
+    assert registry.source("resnet_custom*") == "evil-pkg"
+
+
+@pytest.mark.parametrize("value, strict", [("1", True), ("yes", True), ("ON", True),
+                                           ("0", False), ("false", False), ("no", False),
+                                           ("off", False), ("", False)])
+def test_plugin_env_flags_read_every_spelling(monkeypatch, value, strict):
+    bad = importlib.metadata.EntryPoint("fake_broken", "no_such_module_xyz:build",
+                                        "sktransfer.backbones")
+    monkeypatch.setattr(importlib.metadata, "entry_points", _fake_entry_points([bad]))
+    monkeypatch.setenv("SKTRANSFER_STRICT_PLUGINS", value)
+    registry = Registry("backbone", "sktransfer.backbones", "list_backbones")
+    if strict:
+        with pytest.raises(PluginError):
+            registry.list()
+    else:
+        with pytest.warns(RuntimeWarning):
+            registry.list()
+
+
+def test_plugin_env_flag_typo_is_an_error(monkeypatch):
+    monkeypatch.setenv("SKTRANSFER_DISABLE_PLUGINS", "nope")
+    registry = Registry("backbone", "sktransfer.backbones", "list_backbones")
+    with pytest.raises(ValueError, match=r"SKTRANSFER_DISABLE_PLUGINS='nope' is not a boolean"):
+        registry.list()

@@ -15,6 +15,8 @@ from typing import Mapping
 import torch
 from torch import nn
 
+from .._files import check_regular_file
+
 __all__ = ["MissingWeightsError", "UnsafeWeightsError", "load_state_dict_file",
            "load_into_backbone", "hub_checkpoint_dir", "is_weights_path",
            "missing_weights_error"]
@@ -115,14 +117,15 @@ def load_state_dict_file(path) -> dict[str, torch.Tensor]:
     ``.pth`` files are read with ``weights_only=True``: a file that needs to
     execute pickled code is refused with :class:`UnsafeWeightsError`.
     Checkpoints wrapping the weights (``{"state_dict": ...}``, ``{"model": ...}``)
-    and ``module.`` prefixes from ``DataParallel`` are unwrapped.
+    and ``module.`` prefixes from ``DataParallel`` are unwrapped. A tensor
+    holding NaN or infinity is refused by name (every prediction would be the
+    same class), as is anything that is not a regular file (a FIFO would block).
     """
     path = Path(os.fspath(path)).expanduser()
-    if not path.exists():
-        raise FileNotFoundError(f"weights file not found: {str(path)!r}")
     if path.is_dir():
         raise IsADirectoryError(f"weights must be a file, {str(path)!r} is a directory")
-    if path.suffix == ".safetensors":
+    check_regular_file(path, "weights file")
+    if path.suffix.lower() == ".safetensors":
         from safetensors import SafetensorError
         from safetensors.torch import load_file
 
@@ -141,7 +144,20 @@ def load_state_dict_file(path) -> dict[str, torch.Tensor]:
                 f".safetensors.") from exc
         except (RuntimeError, EOFError, OSError) as exc:
             raise ValueError(f"could not read weights file {str(path)!r}: {exc}") from exc
-    return _unwrap(state, path)
+    state = _unwrap(state, path)
+    _check_finite(state, path)
+    return state
+
+
+def _check_finite(state: Mapping[str, torch.Tensor], path) -> None:
+    for name, tensor in state.items():
+        if tensor.is_floating_point() or tensor.is_complex():
+            finite = torch.isfinite(tensor)
+            if not bool(finite.all()):
+                bad = int((~finite).sum())
+                raise ValueError(f"weights file {str(path)!r}: tensor {name!r} holds {bad} NaN "
+                                 f"or infinite value(s) of {tensor.numel()}; the file is "
+                                 f"corrupt or was saved from a diverged run")
 
 
 def _unwrap(state, path) -> dict[str, torch.Tensor]:
