@@ -206,6 +206,20 @@ def test_refresh_plugins_keeps_runtime_registrations():
 
 
 # -- hostile plugins (issue 14) ------------------------------------------------------------
+def _fake_entry_points(extra):
+    """``entry_points`` with ``extra`` entry points (each with its own dist) added to the
+    backbone group; a real ``EntryPoints`` so other libraries' look-ups keep working."""
+    real = importlib.metadata.entry_points
+
+    def entry_points(**kw):
+        found = real(**kw)
+        if kw.get("group") == "sktransfer.backbones":
+            found = importlib.metadata.EntryPoints([*found, *extra])
+        return found
+
+    return entry_points
+
+
 def _plugin(name, value, dist="evil-pkg", group="sktransfer.backbones"):
     from types import SimpleNamespace
 
