@@ -3,6 +3,7 @@
 from ._registry import PluginError, refresh_plugins
 from .backbones import (Backbone, GlobalPool, MissingWeightsError, Preprocessing, TokenPool,
                         UnsafeWeightsError, get_backbone, list_backbones, register_backbone)
+from .backbones import TextPreprocessing
 from .freezing import FreezeContext, FreezeStrategy, get_freezer, list_freezers, register_freezer
 from ._data import load_image_folder
 
@@ -13,7 +14,7 @@ __all__ = [
     "TokenPool", "register_backbone", "get_backbone", "list_backbones", "register_freezer",
     "get_freezer", "list_freezers", "FreezeStrategy", "FreezeContext", "load_image_folder",
     "refresh_plugins", "PluginError", "MissingWeightsError", "UnsafeWeightsError",
-    "__version__",
+    "TextPreprocessing", "__version__",
 ]
 
 

@@ -47,6 +47,8 @@ def sample_keys(source) -> list[bytes]:
     if form == "vector":
         meta = f"{items.dtype}{items.shape[1:]}".encode()
         return [_digest(meta, np.ascontiguousarray(row).data) for row in items]
+    if form == "text":
+        return [_digest(b"text", t.encode("utf-8", "surrogatepass")) for t in items]
     if form == "paths":
         keys = []
         for p in items:

@@ -17,8 +17,9 @@ from torch.utils.data import Dataset, Subset
 
 from ._cache import ACTIVATIONS, sample_keys, stage_fingerprints
 from ._common import (check_source_kind, make_backbone, preprocessor_for, progress_bar,
-                      resolve_device, seeded)
-from ._data import SampleDataset, VectorInput, as_input, make_augment
+                      read_input, resolve_device, seeded)
+from ._data import (PairCollate, SampleDataset, VectorInput, collate_samples, make_augment,
+                    split_batch)
 from ._network import TransferNet
 from .freezing import FreezeContext, make_freezer
 
@@ -61,8 +62,8 @@ class _ActivationInput:
 
     form = "activations"
 
-    def __init__(self, tensor: torch.Tensor):
-        self.items = tensor
+    def __init__(self, rows: list):
+        self.items = rows  # one tensor per sample (variable length for text)
 
     def __len__(self):
         return len(self.items)
@@ -263,7 +264,8 @@ class TransferClassifier(NeuralNetClassifier):
 
     # -- fitting ----------------------------------------------------------------------
     def _prepare_fit(self, X, y, fitting: bool):
-        source = as_input(X)
+        source = read_input(X, self.backbone if fitting else getattr(self, "backbone_",
+                                                                     self.backbone))
         y_enc = self._encode_labels(y, len(source), fitting)
         if isinstance(source, VectorInput):
             if not fitting and hasattr(self, "n_features_in_") \
@@ -320,10 +322,11 @@ class TransferClassifier(NeuralNetClassifier):
         backbone = make_backbone(self.backbone, self.weights, source, self.image_size)
         self.backbone_ = backbone
         self.preprocessor_ = preprocessor_for(backbone, self.image_size)
-        self.augment_ = make_augment(self.augment, getattr(self.preprocessor_, "p", None)
-                                     and self.preprocessor_.p.crop_size)
-        if self.augment_ is not None and backbone.input_kind == "vector":
-            raise ValueError("augment applies to images; this backbone takes vectors")
+        self.augment_ = make_augment(self.augment, getattr(getattr(self.preprocessor_, "p", None),
+                                                           "crop_size", None))
+        if self.augment_ is not None and backbone.input_kind != "image":
+            raise ValueError(f"augment applies to images; this backbone takes "
+                             f"{backbone.input_kind}s")
         self.freeze_depth_ = resolve_freeze_depth(self.freeze_depth, backbone)
         if isinstance(source, VectorInput):
             self.n_features_in_ = source.n_features
@@ -408,11 +411,15 @@ class TransferClassifier(NeuralNetClassifier):
         return k
 
     def _activation_bytes(self, source, k) -> int:
-        sample = SampleDataset(source, None, self.preprocessor_)[0][0][None]
+        # a few samples, scaled: variable-length samples (texts) differ in size
+        samples = SampleDataset(source, None, self.preprocessor_)
+        n = min(len(source), 8)
+        batch = collate_samples([samples[i][0] for i in range(n)], self.preprocessor_)
         with torch.inference_mode():
             self.module_.eval()
-            out = self.module_.forward_prefix(sample.to(self.device), k)
-        return out.element_size() * out.numel() * len(source)
+            out = self.module_.forward_prefix(batch.to(self.device), k)
+        rows = split_batch(out, self.preprocessor_)
+        return sum(r.element_size() * r.numel() for r in rows) * len(source) // n
 
     def _prefix_activations(self, source, k) -> torch.Tensor:
         """Outputs of stages ``0..k-1`` for every sample, via the shared cache."""
@@ -443,12 +450,10 @@ class TransferClassifier(NeuralNetClassifier):
                 with torch.inference_mode():
                     for lo in range(0, len(todo), self.batch_size):
                         idx = todo[lo:lo + self.batch_size]
-                        if inputs is None:
-                            batch = torch.stack([samples[i][0] for i in idx])
-                        else:
-                            batch = torch.stack(inputs[lo:lo + len(idx)])
+                        batch = collate_samples([samples[i][0] for i in idx] if inputs is None
+                                                else inputs[lo:lo + len(idx)], self.preprocessor_)
                         out = self.module_.forward_prefix(batch.to(self.device), k, start).cpu()
-                        for i, row in zip(idx, out):
+                        for i, row in zip(idx, split_batch(out, self.preprocessor_)):
                             row = row.clone()
                             rows[i] = row
                             ACTIVATIONS.put((context, prints[k - 1], keys[i]), row)
@@ -458,7 +463,7 @@ class TransferClassifier(NeuralNetClassifier):
                 self.module_.train(was_training)
                 if bar is not None:
                     bar.close()
-        return torch.stack(rows)
+        return rows
 
     def fit_loop(self, X, y=None, epochs=None, **fit_params):
         k = self._cache_depth(X) if hasattr(X, "load") and not isinstance(
@@ -480,7 +485,7 @@ class TransferClassifier(NeuralNetClassifier):
         if isinstance(X, _ActivationInput):
             return SampleDataset(X, y)
         if not hasattr(X, "load"):
-            X = as_input(X)
+            X = read_input(X, self.backbone_)
         training = y is not None and getattr(self, "_fit_source", None) is not None
         return SampleDataset(X, y, self.preprocessor_, self.augment_ if training else None)
 
@@ -494,6 +499,13 @@ class TransferClassifier(NeuralNetClassifier):
         return train, valid
 
     def get_iterator(self, dataset, training=False):
+        prefix = "iterator_train__" if training else "iterator_valid__"
+        if prefix + "collate_fn" not in vars(self):  # texts are padded per batch
+            setattr(self, prefix + "collate_fn", PairCollate(self.preprocessor_))
+            try:
+                return self.get_iterator(dataset, training)
+            finally:
+                delattr(self, prefix + "collate_fn")
         if training and "iterator_train__shuffle" not in vars(self):
             self.iterator_train__shuffle = True
             try:
@@ -512,7 +524,7 @@ class TransferClassifier(NeuralNetClassifier):
         self._check_fitted()
         if isinstance(X, Dataset):  # skorch's scoring callbacks pass the validation Subset
             return X
-        source = as_input(X)
+        source = read_input(X, self.backbone_)
         check_source_kind(source, self.backbone_)
         if isinstance(source, VectorInput) and source.n_features != self.n_features_in_:
             raise ValueError(f"X has {source.n_features} features, but {type(self).__name__} is "
