@@ -96,9 +96,10 @@ def test_hf_folder_of_each_family(tmp_path, model_type):
     # 8 layers are grouped two by two
     assert fe.backbone_.block_names == ["embeddings", "layers0-1", "layers2-3", "layers4-5",
                                         "layers6-7"]
+    # truncation at the position-embedding limit (RoBERTa's positions start after its pad id)
     limit = 130 if model_type != "roberta" else 130 - config.pad_token_id - 1
-    expected = _reference_mean(tmp_path, TEXTS, max_length=min(limit, 128 if
-                               model_type != "roberta" else limit))
+    assert fe.backbone_.preprocessing.max_length == limit
+    expected = _reference_mean(tmp_path, TEXTS, max_length=limit)
     np.testing.assert_allclose(fe.transform(TEXTS), expected, atol=1e-5)
 
 
@@ -191,3 +192,24 @@ def test_docstring_dataset_is_real_and_deterministic():
     assert all(isinstance(t, str) and 20 <= len(t) <= 120 for t in texts)
     assert not any("numpy" in t.lower() or "sklearn" in t for t in texts)
     assert load_docstrings(max_chars=120)[0][:50] == texts[:50]
+
+
+def test_cli_fit_predict_on_a_csv_of_texts(tmp_path, capsys):
+    import csv
+
+    from sktransfer.cli import main
+
+    data = tmp_path / "train.csv"
+    with open(data, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["doc", "pkg"])
+        writer.writerows(zip(TEXTS, LABELS))
+    model = tmp_path / "m.joblib"
+    assert main(["fit", str(data), "--backbone", "minilm_l6", "--text-column", "doc",
+                 "--label-column", "pkg", "--epochs", "1", "-q", "-o", str(model)]) == 0
+    capsys.readouterr()
+    assert main(["predict", str(model), str(data), "--text-column", "doc"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "text,label,probability" and len(lines) == len(TEXTS) + 1
+    assert main(["fit", str(data), "--backbone", "minilm_l6", "-o", str(model)]) != 0
+    assert "has no column 'text'; its columns are ['doc', 'pkg']" in capsys.readouterr().err

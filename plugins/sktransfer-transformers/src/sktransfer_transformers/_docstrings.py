@@ -55,8 +55,9 @@ DOCSTRING_MODULES = {
                "colorsys", "shlex", "fnmatch", "filecmp", "netrc", "plistlib", "getpass"],
 }
 
-_NAMES = re.compile(r"\b(numpy|np|torch|sklearn|scikit-learn|scikit_learn|PIL|Pillow|"
-                    r"pillow)\b\.?", re.IGNORECASE)
+# not inside a longer word, but also in identifiers such as ``numpy_array``
+_NAMES = re.compile(r"(?<![a-z])(numpy|np|torch|sklearn|scikit-learn|scikit_learn|PIL|"
+                    r"pillow)(?![a-z])\.?", re.IGNORECASE)
 
 
 def _summary(doc: str, max_chars: int) -> str | None:
