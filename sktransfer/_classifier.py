@@ -411,15 +411,14 @@ class TransferClassifier(NeuralNetClassifier):
         return k
 
     def _activation_bytes(self, source, k) -> int:
-        # a few samples, scaled: variable-length samples (texts) differ in size
-        samples = SampleDataset(source, None, self.preprocessor_)
-        n = min(len(source), 8)
-        batch = collate_samples([samples[i][0] for i in range(n)], self.preprocessor_)
+        # the first sample's size times N (texts vary in length: an estimate)
+        sample = SampleDataset(source, None, self.preprocessor_)[0][0]
+        batch = collate_samples([sample], self.preprocessor_)
         with torch.inference_mode():
             self.module_.eval()
             out = self.module_.forward_prefix(batch.to(self.device), k)
-        rows = split_batch(out, self.preprocessor_)
-        return sum(r.element_size() * r.numel() for r in rows) * len(source) // n
+        (row,) = split_batch(out, self.preprocessor_)
+        return row.element_size() * row.numel() * len(source)
 
     def _prefix_activations(self, source, k) -> torch.Tensor:
         """Outputs of stages ``0..k-1`` for every sample, via the shared cache."""
