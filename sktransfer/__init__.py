@@ -2,7 +2,7 @@
 
 from ._registry import PluginError, refresh_plugins
 from .backbones import (Backbone, GlobalPool, MissingWeightsError, Preprocessing,
-                        PretrainedWeights, TokenPool, UnsafeWeightsError, get_backbone,
+                        PretrainedWeights, TextPreprocessing, TokenPool, UnsafeWeightsError, get_backbone,
                         list_backbones, register_backbone)
 from .freezing import (FreezeContext, FreezeStrategy, get_freezer, get_strategy, list_freezers,
                        list_strategies, register_freezer, register_strategy)
@@ -16,7 +16,7 @@ __all__ = [
     "TokenPool", "PretrainedWeights", "register_backbone", "get_backbone", "list_backbones",
     "register_strategy", "get_strategy", "list_strategies", "FreezeStrategy", "FreezeContext",
     "load_image_folder", "refresh_plugins", "PluginError", "clear_caches", "MissingWeightsError",
-    "UnsafeWeightsError", "__version__",
+    "UnsafeWeightsError", "TextPreprocessing", "__version__",
     # older names of the freezing-strategy registry, kept as aliases
     "register_freezer", "get_freezer", "list_freezers",
 ]

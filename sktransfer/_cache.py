@@ -56,6 +56,8 @@ def sample_keys(source) -> list[bytes]:
     if form == "vector":
         meta = f"{items.dtype}{items.shape[1:]}".encode()
         return [_digest(meta, np.ascontiguousarray(row).data) for row in items]
+    if form == "text":
+        return [_digest(b"text", t.encode("utf-8", "surrogatepass")) for t in items]
     if form == "paths":
         return [_file_key(p) for p in items]
     return [_digest(f"{img.mode}{img.size}{_orientation(img)}".encode(), img.tobytes())
@@ -174,20 +176,29 @@ def clear_caches() -> None:
     FEATURES.clear()
 
 
-def activation_bytes(module, samples, k: int, device) -> int:
-    """Bytes the outputs of stages ``0..k-1`` take for every sample of ``samples``."""
+def activation_bytes(module, samples, k: int, device, preprocessor=None) -> int:
+    """Bytes the outputs of stages ``0..k-1`` take for every sample of ``samples``.
+
+    Measured on the first sample and multiplied: for texts, whose lengths vary,
+    an estimate.
+    """
+    from ._data import collate_samples, split_batch
+
+    batch = collate_samples([samples[0][0]], preprocessor)
     with torch.inference_mode():
         was_training = module.training
         module.eval()
         try:
-            out = module.forward_prefix(samples[0][0][None].to(device), k)
+            out = module.forward_prefix(batch.to(device), k)
         finally:
             module.train(was_training)
-    return out.element_size() * out.numel() * len(samples)
+    (row,) = split_batch(out, preprocessor)
+    return row.element_size() * row.numel() * len(samples)
 
 
 def prefix_activations(module, source, samples, k: int, context: str, *, batch_size: int,
-                       device, verbose: bool = False, store: bool = True) -> torch.Tensor:
+                       device, verbose: bool = False, store: bool = True,
+                       preprocessor=None) -> list[torch.Tensor]:
     """Outputs of stages ``0..k-1`` of ``module`` for every sample, via :data:`ACTIVATIONS`.
 
     ``source`` gives the per-sample keys, ``samples`` (a dataset of preprocessed
@@ -195,9 +206,12 @@ def prefix_activations(module, source, samples, k: int, context: str, *, batch_s
     (backbone, preprocessing). Samples already cached are looked up; for the
     others, the deepest shallower prefix cached for all of them is the starting
     point, so a deeper candidate reuses a shallower one's work. ``store=False``
-    computes without filling the cache (``cache=False``).
+    computes without filling the cache (``cache=False``). Rows are stored and
+    returned one per sample, unpadded: ``preprocessor`` pads a batch of texts
+    and splits the output again (images are simply stacked).
     """
     from ._common import progress_bar
+    from ._data import collate_samples, split_batch
 
     prints = stage_fingerprints(module.stages[:k])
     keys = sample_keys(source)
@@ -207,7 +221,7 @@ def prefix_activations(module, source, samples, k: int, context: str, *, batch_s
     ACTIVATIONS.hits += len(keys) - len(todo)
     ACTIVATIONS.misses += len(todo)
     if not todo:
-        return torch.stack(rows)
+        return rows
     start, inputs = 0, None
     for j in range(k - 1, 0, -1) if store else ():
         found = [ACTIVATIONS.get((context, prints[j - 1], keys[i])) for i in todo]
@@ -221,12 +235,10 @@ def prefix_activations(module, source, samples, k: int, context: str, *, batch_s
         with torch.inference_mode():
             for lo in range(0, len(todo), batch_size):
                 idx = todo[lo:lo + batch_size]
-                if inputs is None:
-                    batch = torch.stack([samples[i][0] for i in idx])
-                else:
-                    batch = torch.stack(inputs[lo:lo + len(idx)])
+                batch = collate_samples([samples[i][0] for i in idx] if inputs is None
+                                        else inputs[lo:lo + len(idx)], preprocessor)
                 out = module.forward_prefix(batch.to(device), k, start).cpu()
-                for i, row in zip(idx, out):
+                for i, row in zip(idx, split_batch(out, preprocessor)):
                     rows[i] = row.clone()
                     if store:
                         ACTIVATIONS.put((context, prints[k - 1], keys[i]), rows[i])
@@ -236,4 +248,4 @@ def prefix_activations(module, source, samples, k: int, context: str, *, batch_s
         module.train(was_training)
         if bar is not None:
             bar.close()
-    return torch.stack(rows)
+    return rows

@@ -17,8 +17,9 @@ from skorch.callbacks import EpochScoring
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from ._cache import ACTIVATIONS, activation_bytes, prefix_activations
-from ._common import check_source_kind, make_backbone, preprocessor_for, resolve_device, seeded
-from ._data import SampleDataset, VectorInput, as_input, make_augment
+from ._common import (check_source_kind, make_backbone, preprocessor_for, read_input,
+                      resolve_device, seeded)
+from ._data import PairCollate, SampleDataset, VectorInput, make_augment
 from ._network import TransferNet
 from ._recipe import (BACKBONE_LR_SCALE, HEAD_WARMUP, LABEL_SMOOTHING, LRSchedule,
                       check_recipe_params, optimizer_groups, scaled_lr_setter, warm_up_head)
@@ -127,8 +128,8 @@ class _ActivationInput:
 
     form = "activations"
 
-    def __init__(self, tensor: torch.Tensor):
-        self.items = tensor
+    def __init__(self, rows: list):
+        self.items = rows  # one tensor per sample (variable length for text)
 
     def __len__(self):
         return len(self.items)
@@ -365,7 +366,8 @@ class TransferClassifier(NeuralNetClassifier):
 
     # -- fitting ----------------------------------------------------------------------
     def _prepare_fit(self, X, y, fitting: bool):
-        source = as_input(X)
+        source = read_input(X, self.backbone if fitting else getattr(self, "backbone_",
+                                                                     self.backbone))
         y_enc = self._encode_labels(y, len(source), fitting)
         if isinstance(source, VectorInput):
             if not fitting and hasattr(self, "n_features_in_") \
@@ -428,10 +430,11 @@ class TransferClassifier(NeuralNetClassifier):
         backbone = make_backbone(self.backbone, self.weights, source, self.image_size)
         self.backbone_ = backbone
         self.preprocessor_ = preprocessor_for(backbone, self.image_size)
-        self.augment_ = make_augment(self.augment, getattr(self.preprocessor_, "p", None)
-                                     and self.preprocessor_.p.crop_size)
-        if self.augment_ is not None and backbone.input_kind == "vector":
-            raise ValueError("augment applies to images; this backbone takes vectors")
+        self.augment_ = make_augment(self.augment, getattr(getattr(self.preprocessor_, "p", None),
+                                                           "crop_size", None))
+        if self.augment_ is not None and backbone.input_kind != "image":
+            raise ValueError(f"augment applies to images; this backbone takes "
+                             f"{backbone.input_kind}s")
         self.freeze_depth_ = resolve_freeze_depth(self.freeze_depth, backbone)
         if isinstance(source, VectorInput):
             self.n_features_in_ = source.n_features
@@ -546,16 +549,16 @@ class TransferClassifier(NeuralNetClassifier):
 
     def _activation_bytes(self, source, k) -> int:
         return activation_bytes(self.module_, SampleDataset(source, None, self.preprocessor_),
-                                k, self.device)
+                                k, self.device, self.preprocessor_)
 
-    def _prefix_activations(self, source, k, store=True) -> torch.Tensor:
+    def _prefix_activations(self, source, k, store=True) -> list:
         """Outputs of stages ``0..k-1`` for every sample, via the shared cache."""
         return prefix_activations(
             self.module_, source, SampleDataset(source, None, self.preprocessor_), k,
             self._activation_context(), batch_size=self.batch_size, device=self.device,
-            verbose=self.verbose > 0, store=store)
+            verbose=self.verbose > 0, store=store, preprocessor=self.preprocessor_)
 
-    def _warm_up_head(self, X, y, cached: torch.Tensor | None, k: int):
+    def _warm_up_head(self, X, y, cached: list | None, k: int):
         """Train the new head on pooled features of the frozen backbone (see ``_recipe``)."""
         self._head_needs_warmup = False
         self.head_warmup_loss_ = None
@@ -567,11 +570,12 @@ class TransferClassifier(NeuralNetClassifier):
         elif cached is not None:
             # the trainable stages on top of the cached prefix, once, in eval mode
             features = self.module_.run_stages(cached, k, n_stages, self.batch_size,
-                                               self.device)
+                                               self.device, self.preprocessor_)
         else:
             features = self._prefix_activations(X, n_stages, store=self.cache is not False)
         train, _ = self.get_split_datasets(_ActivationInput(features), y)
-        inputs, target = next(iter(DataLoader(train, batch_size=len(train))))
+        inputs, target = next(iter(DataLoader(train, batch_size=len(train),
+                                              collate_fn=PairCollate())))
         self.head_warmup_loss_ = warm_up_head(
             self.module_.head, inputs.to(self.device), target.to(self.device),
             max_iter=int(self.head_warmup), C=float(self.head_warmup_C))
@@ -598,7 +602,7 @@ class TransferClassifier(NeuralNetClassifier):
         if isinstance(X, _ActivationInput):
             return SampleDataset(X, y)
         if not hasattr(X, "load"):
-            X = as_input(X)
+            X = read_input(X, self.backbone_)
         training = y is not None and getattr(self, "_fit_source", None) is not None
         return SampleDataset(X, y, self.preprocessor_, self.augment_ if training else None)
 
@@ -612,6 +616,13 @@ class TransferClassifier(NeuralNetClassifier):
         return train, valid
 
     def get_iterator(self, dataset, training=False):
+        prefix = "iterator_train__" if training else "iterator_valid__"
+        if prefix + "collate_fn" not in vars(self):  # texts are padded per batch
+            setattr(self, prefix + "collate_fn", PairCollate(self.preprocessor_))
+            try:
+                return self.get_iterator(dataset, training)
+            finally:
+                delattr(self, prefix + "collate_fn")
         if training and "iterator_train__shuffle" not in vars(self):
             self.iterator_train__shuffle = True
             try:
@@ -630,7 +641,7 @@ class TransferClassifier(NeuralNetClassifier):
         self._check_fitted()
         if isinstance(X, Dataset):  # skorch's scoring callbacks pass the validation Subset
             return X
-        source = as_input(X)
+        source = read_input(X, self.backbone_)
         check_source_kind(source, self.backbone_)
         if isinstance(source, VectorInput) and source.n_features != self.n_features_in_:
             raise ValueError(f"X has {source.n_features} features, but {type(self).__name__} is "

@@ -7,11 +7,11 @@ import contextlib
 import numpy as np
 import torch
 
-from ._data import ImageInput, Preprocessor, VectorInput
-from .backbones import build_backbone
+from ._data import ImageInput, Preprocessor, TextInput, TextPreprocessor, VectorInput, as_input
+from .backbones import Backbone, build_backbone, declared_input_kind
 
 __all__ = ["resolve_device", "seeded", "make_backbone", "preprocessor_for", "check_source_kind",
-           "progress_bar"]
+           "progress_bar", "read_input"]
 
 
 def resolve_device(device) -> str:
@@ -56,6 +56,13 @@ def seeded(random_state):
         yield
 
 
+def read_input(X, backbone):
+    """``as_input(X)`` in the light of ``backbone`` (a name before fit, a Backbone after):
+    a text backbone reads a list of strings as texts, any other as file paths."""
+    kind = backbone.input_kind if isinstance(backbone, Backbone) else declared_input_kind(backbone)
+    return as_input(X, kind=kind)
+
+
 def make_backbone(name, weights, source, image_size=None):
     """Build ``name`` for the data in ``source`` and check the two fit together."""
     if not isinstance(name, str):
@@ -71,6 +78,12 @@ def make_backbone(name, weights, source, image_size=None):
     if backbone.input_kind == "vector" and not isinstance(source, VectorInput):
         raise ValueError(f"backbone {name!r} takes 2-D vectors (n_samples, n_features); X holds "
                          f"images. Pick an image backbone (see list_backbones()).")
+    if backbone.input_kind == "text" and not isinstance(source, TextInput):
+        raise ValueError(f"backbone {name!r} takes texts, but X was read as "
+                         f"{type(source).__name__}: its builder must declare "
+                         f"builder.input_kind = 'text' so that strings are read as texts")
+    if backbone.input_kind != "text" and isinstance(source, TextInput):
+        raise ValueError(f"backbone {name!r} takes {backbone.input_kind}s, not texts")
     if backbone.input_kind == "image" and isinstance(source, VectorInput):
         raise ValueError(f"backbone {name!r} takes images (N, H, W, C), (N, C, H, W), (N, H, W), "
                          f"file paths or PIL images; X is 2-D {source.items.shape}, which reads "
@@ -82,6 +95,8 @@ def make_backbone(name, weights, source, image_size=None):
 def preprocessor_for(backbone, image_size=None) -> Preprocessor | None:
     if backbone.input_kind == "vector" or backbone.preprocessing is None:
         return None
+    if backbone.input_kind == "text":
+        return TextPreprocessor(backbone.preprocessing)
     if image_size is not None and (not isinstance(image_size, (int, np.integer))
                                    or isinstance(image_size, bool) or image_size < 1):
         raise ValueError(f"image_size must be None or a positive int, got {image_size!r}")
@@ -99,6 +114,9 @@ def preprocessor_for(backbone, image_size=None) -> Preprocessor | None:
 
 def check_source_kind(source, backbone) -> None:
     """At predict time: the data must be of the kind the model was fitted on."""
+    if (backbone.input_kind == "text") != isinstance(source, TextInput):
+        raise ValueError(f"this model was fitted on {backbone.input_kind}s (backbone "
+                         f"{backbone.name!r}); X was read as {source.kind}s")
     if backbone.input_kind == "vector" and isinstance(source, ImageInput):
         raise ValueError(f"this model was fitted on 2-D vectors (backbone {backbone.name!r} "
                          f"takes vectors); X holds images")

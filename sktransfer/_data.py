@@ -41,7 +41,10 @@ from torch.utils.data import Dataset
 
 from ._files import check_regular_file
 
-__all__ = ["ImageInput", "VectorInput", "as_input", "SampleDataset", "Preprocessor",
+from ._text import TextInput, TextPreprocessor, as_text_input
+
+__all__ = ["ImageInput", "VectorInput", "TextInput", "as_input", "SampleDataset", "Preprocessor",
+           "TextPreprocessor", "collate_samples", "split_batch", "PairCollate",
            "load_image_folder", "make_augment", "IMAGE_EXTENSIONS", "MAX_ASPECT_RATIO"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm",
@@ -332,10 +335,14 @@ def _check_paths(paths: Sequence[str]) -> None:
         _check_aspect(height, width, f"X[{i}] ({p!r})")
 
 
-def as_input(X, vector_ok: bool = True, image_ok: bool = True, name: str = "X"):
-    """Validate ``X`` and wrap it as :class:`ImageInput` or :class:`VectorInput`."""
+def as_input(X, vector_ok: bool = True, image_ok: bool = True, name: str = "X",
+             kind: str | None = None):
+    """Validate ``X`` and wrap it as :class:`ImageInput` or :class:`VectorInput`
+    (:class:`TextInput` when ``kind="text"``: the backbone takes texts)."""
     from PIL import Image
 
+    if kind == "text":
+        return as_text_input(X, name)
     if isinstance(X, (ImageInput, VectorInput)):
         return X
     if X is None:
@@ -527,7 +534,9 @@ class SampleDataset(Dataset):
             x = self.source.load(int(index), self.preprocessor.min_side)
         else:
             x = self.source.load(int(index))
-        if self.preprocessor is not None:
+        if isinstance(self.preprocessor, TextPreprocessor):
+            x = self.preprocessor(x)
+        elif self.preprocessor is not None:
             pre = self.preprocessor
             x = pre.resize_crop(pre.fix_channels(x))
             if self.augment is not None:
@@ -538,6 +547,31 @@ class SampleDataset(Dataset):
             x = pre.normalize(x)
         y = torch.tensor(-1 if self.y is None else self.y[index])
         return x.contiguous(), y
+
+
+def collate_samples(samples: list, preprocessor=None) -> torch.Tensor:
+    """Per-sample tensors -> one batch: stacked, or padded when the kind needs it (text)."""
+    if isinstance(preprocessor, TextPreprocessor):
+        return preprocessor.collate(samples)
+    return torch.stack(samples)
+
+
+def split_batch(batch: torch.Tensor, preprocessor=None) -> list:
+    """The inverse of :func:`collate_samples`: one tensor per sample (unpadded)."""
+    if isinstance(preprocessor, TextPreprocessor):
+        return preprocessor.split(batch)
+    return list(batch)
+
+
+class PairCollate:
+    """A data loader's ``collate_fn`` for ``(x, y)`` items (picklable, for workers)."""
+
+    def __init__(self, preprocessor=None):
+        self.preprocessor = preprocessor
+
+    def __call__(self, items):
+        xs, ys = zip(*items)
+        return collate_samples(list(xs), self.preprocessor), torch.stack(list(ys))
 
 
 # -- augmentation -------------------------------------------------------------------

@@ -14,8 +14,9 @@ from torch.utils.data import DataLoader
 
 from ._cache import FEATURES, data_fingerprint, stage_fingerprints
 from ._common import (check_source_kind, make_backbone, preprocessor_for, progress_bar,
-                      resolve_device, seeded)
-from ._data import SampleDataset, VectorInput, as_input, torch_ready
+                      read_input, resolve_device, seeded)
+from ._data import SampleDataset, VectorInput, torch_ready
+from ._text import TextInput
 from .backbones._spec import GlobalPool
 
 __all__ = ["FeatureExtractor", "FEATURES"]
@@ -60,8 +61,10 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
         Which block's output to read: an index (negative counts from the top),
         a block name (``"layer3"``), or None for the last block (pooled the
         way the backbone pools it).
-    pooling : {"avg", "max", "avgmax", "catavgmax"}, default="avg"
+    pooling : {"avg", "max", "avgmax", "catavgmax", "cls"}, default="avg"
         How an intermediate feature map becomes a vector (``layer`` given).
+        For text backbones ``"avg"`` and ``"max"`` pool over the attention mask
+        and ``"cls"`` takes the first token.
     image_size : int or None, default=None
         Resize/crop size; None uses the weights' own.
     batch_size : int, default=64
@@ -133,9 +136,10 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
         """Resolve and load the backbone; check ``X`` fits it."""
         if not isinstance(self.batch_size, (int, np.integer)) or self.batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {self.batch_size!r}")
-        if self.pooling not in GlobalPool.MODES:
-            raise ValueError(f"pooling={self.pooling!r} is not one of {GlobalPool.MODES}")
-        source = as_input(X)
+        if self.pooling not in GlobalPool.MODES + ("cls",):
+            raise ValueError(f"pooling={self.pooling!r} is not one of "
+                             f"{GlobalPool.MODES + ('cls',)}")
+        source = read_input(X, self.backbone)
         device = resolve_device(self.device)
         with seeded(self.random_state if self.random_state is not None else 0):
             backbone = make_backbone(self.backbone, self.weights, source, self.image_size)
@@ -153,7 +157,8 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
         self.stop_ = stop
         self.device_ = device
         self._model_key = b"".join(stage_fingerprints([self.extractor_])) + repr(
-            (self.backbone, self.preprocessor_ and self.preprocessor_.p, self.pooling)).encode()
+            (self.backbone, self.preprocessor_ and self.preprocessor_.p, self.pooling, stop,
+             repr(pool))).encode()  # parameter-free pools differ only in their settings
         if isinstance(source, VectorInput):
             self.n_features_in_ = source.n_features
         out = self._transform_source(source.__class__(source.items[:1]) if isinstance(
@@ -164,7 +169,7 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
     def transform(self, X) -> np.ndarray:
         """Features of ``X``: a float32 array ``(n_samples, n_features_out_)``."""
         check_is_fitted(self, "extractor_")
-        source = as_input(X)
+        source = read_input(X, self.backbone_)
         check_source_kind(source, self.backbone_)
         if isinstance(source, VectorInput) and source.n_features != self.n_features_in_:
             raise ValueError(f"X has {source.n_features} features, but FeatureExtractor is "
@@ -195,6 +200,8 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
         bar = progress_bar(len(source), f"{self.backbone} features",
                            bool(self.verbose) and len(source) > 1)
         try:
+            if isinstance(source, TextInput):
+                return self._run_text(source, bar)
             if source.form in ("array", "vector") and self.num_workers == 0:
                 batches = (self._array_batch(source, lo)
                            for lo in range(0, len(source), self.batch_size))
@@ -206,6 +213,18 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
         finally:
             if bar is not None:
                 bar.close()
+
+    def _run_text(self, source, bar) -> np.ndarray:
+        """Tokenised in batches of similar length (less padding), returned in input order."""
+        pre = self.preprocessor_
+        ids = pre.encode(source.items)
+        order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
+        batches = (pre.collate([ids[i] for i in order[lo:lo + self.batch_size]])
+                   for lo in range(0, len(order), self.batch_size))
+        out = _compute(self.extractor_, batches, self.device_, bar)
+        result = np.empty_like(out)
+        result[order] = out
+        return result
 
     def _array_batch(self, source, lo):
         """A batch straight from the array: uint8 -> float per batch, preprocessed at once."""
@@ -251,9 +270,11 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
 
 
 def _head(source):
-    """The first sample of an image source, as a source."""
+    """The first sample of an image (or text) source, as a source."""
     from ._data import ImageInput
 
+    if isinstance(source, TextInput):
+        return TextInput(source.items[:1])
     return ImageInput(source.items[:1] if source.form != "array" else
                       _slice_view(source.items), source.form)
 

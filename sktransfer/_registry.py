@@ -245,6 +245,11 @@ class Registry:
             return lambda **kw: entry.builder(name, **kw)
         return entry.builder
 
+    def builder_attribute(self, name: str, attribute: str, default=None):
+        """An attribute the builder registered for ``name`` declares (e.g. ``input_kind``)."""
+        entry, _ = self._resolve(name)
+        return getattr(entry.builder, attribute, default)
+
     def accepts(self, name: str, parameter: str) -> bool:
         """Whether the builder for ``name`` takes a keyword ``parameter``."""
         entry, _ = self._resolve(name)

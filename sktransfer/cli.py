@@ -164,7 +164,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("fit", help="fine-tune on a folder of images and save the model",
                        description="Fit a TransferClassifier on IMAGE_DIR (one sub-folder "
                                    "per class) and save it with joblib.")
-    p.add_argument("image_dir", metavar="IMAGE_DIR", help="folder with one sub-folder per class")
+    p.add_argument("image_dir", metavar="DATA", help="folder with one sub-folder of images per "
+                   "class, or a .csv file with a text and a label column")
+    _add_csv_options(p)
     p.add_argument("--out", "-o", default="model.joblib", metavar="FILE",
                    help="where to write the fitted model; default: %(default)s")
     p.add_argument("--plot", metavar="PNG", default=None,
@@ -181,7 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "wrote yourself or got from someone you trust.")
     p.add_argument("model", metavar="MODEL", help="a model written by `sktransfer fit` (a "
                                                   "pickle: load only trusted files)")
-    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders")
+    p.add_argument("images", nargs="+", metavar="INPUT", help="image files or folders, or one "
+                   ".csv file whose text column is predicted (text models)")
+    _add_csv_options(p, labels=False)
     p.add_argument("--no-header", dest="header", action="store_false",
                    help="omit the CSV header line")
     p.set_defaults(func=cmd_predict)
@@ -191,7 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Cross-validate every combination of --freeze-depth and "
                                    "--freeze-strategy on IMAGE_DIR, print a table, plot the score "
                                    "against freeze depth.")
-    p.add_argument("image_dir", metavar="IMAGE_DIR", help="folder with one sub-folder per class")
+    p.add_argument("image_dir", metavar="DATA", help="folder with one sub-folder of images per "
+                   "class, or a .csv file with a text and a label column")
+    _add_csv_options(p)
     p.add_argument("--cv", type=_positive_int, default=_CV_DEFAULT, metavar="K",
                    help="cross-validation folds; default: %(default)s")
     p.add_argument("--plot", metavar="PNG", default="freeze_depth.png",
@@ -205,9 +211,59 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # -- helpers -----------------------------------------------------------------------------
-def _load_folder(image_dir: str):
-    from . import load_image_folder
+def _add_csv_options(p: argparse.ArgumentParser, labels: bool = True) -> None:
+    g = p.add_argument_group("CSV input (text backbones, e.g. --backbone minilm_l6)")
+    g.add_argument("--text-column", default="text", metavar="NAME",
+                   help="column holding the texts; default: %(default)s")
+    if labels:
+        g.add_argument("--label-column", default="label", metavar="NAME",
+                       help="column holding the labels; default: %(default)s")
 
+
+def _is_csv(path: str) -> bool:
+    return str(path).lower().endswith(".csv")
+
+
+def _read_csv(path: str, columns: list[str]) -> list[list[str]]:
+    """The given columns of a CSV file (header line first), as lists of str."""
+    if not Path(path).is_file():
+        raise CLIError(f"CSV file not found: {path!r}")
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.DictReader(f)
+            header = reader.fieldnames or []
+            missing = [c for c in columns if c not in header]
+            if missing:
+                raise CLIError(f"{path!r} has no column {missing[0]!r}; its columns are "
+                               f"{header}. Name the columns with --text-column and "
+                               f"--label-column")
+            rows = [[row[c] for c in columns] for row in reader]
+    except UnicodeDecodeError as exc:
+        raise CLIError(f"{path!r} is not UTF-8 text: {exc}") from exc
+    except csv.Error as exc:
+        raise CLIError(f"{path!r} is not a readable CSV file: {exc}") from exc
+    for line, row in enumerate(rows, start=2):
+        for column, value in zip(columns, row):
+            if value is None:
+                raise CLIError(f"{path!r} line {line}: no value in column {column!r} (the "
+                               f"row has fewer fields than the header)")
+    if not rows:
+        raise CLIError(f"{path!r} has a header but no rows")
+    return [list(col) for col in zip(*rows)]
+
+
+def _load_folder(image_dir: str, args=None):
+    import numpy as np
+
+    from ._data import load_image_folder
+
+    if _is_csv(image_dir):
+        texts, labels = _read_csv(image_dir, [args.text_column, args.label_column])
+        labels = np.asarray(labels)
+        if len(set(labels.tolist())) < 2:
+            raise CLIError(f"{image_dir!r} has one label ({labels[0]!r}) in column "
+                           f"{args.label_column!r}; a classifier needs at least 2")
+        return texts, labels
     paths, labels = load_image_folder(image_dir)
     classes, counts = _class_counts(labels)
     if len(classes) < 2:
@@ -362,11 +418,11 @@ def cmd_fit(args) -> int:
     _check_output(args.out)
     if args.plot:
         _check_output(args.plot)
-    paths, labels = _load_folder(args.image_dir)
+    paths, labels = _load_folder(args.image_dir, args)
     _check_backbone(args.backbone)
     classes, counts = _class_counts(labels)
     print(f"fitting {args.backbone} (freeze_depth={args.freeze_depth}, freeze_strategy="
-          f"{args.freeze_strategy}) on {len(paths)} images of {len(classes)} classes: "
+          f"{args.freeze_strategy}) on {len(paths)} samples of {len(classes)} classes: "
           + ", ".join(f"{c} ({n})" for c, n in zip(classes, counts)), file=sys.stderr)
     clf = _classifier(args, verbose=0 if args.quiet else 1)
     start = time.perf_counter()
@@ -415,7 +471,12 @@ def cmd_predict(args) -> int:
         raise CLIError(f"model file not found: {args.model!r} (write one with "
                        f"`{PROG} fit IMAGE_DIR --out {args.model}`)")
     check_regular_file(model, "model file")
-    files = _image_files(args.images)
+    texts = None
+    if any(_is_csv(item) for item in args.images):
+        if len(args.images) != 1:
+            raise CLIError("pass one .csv file, or image files and folders, not both")
+        (texts,) = _read_csv(args.images[0], [args.text_column])
+    files = texts if texts is not None else _image_files(args.images)
     try:
         clf = joblib.load(model)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means "not a model"
@@ -429,7 +490,7 @@ def cmd_predict(args) -> int:
     with _raw_file_names(sys.stdout):
         writer = csv.writer(sys.stdout, lineterminator="\n")
         if args.header:
-            writer.writerow(["path", "label", "probability"])
+            writer.writerow(["text" if texts is not None else "path", "label", "probability"])
         for path, index, row in zip(files, best, proba):
             writer.writerow([path, clf.classes_[index], f"{row[index]:.4f}"])
     return 0
@@ -459,7 +520,7 @@ def cmd_search(args) -> int:
         _check_output(args.out)
     if args.plot:
         _check_output(args.plot)
-    paths, labels = _load_folder(args.image_dir)
+    paths, labels = _load_folder(args.image_dir, args)
     _check_backbone(args.backbone)
     from .freezing import STRATEGIES
 
@@ -476,7 +537,7 @@ def cmd_search(args) -> int:
             "freeze_strategy": list(dict.fromkeys(args.freeze_strategy))}
     n_fits = len(grid["freeze_depth"]) * len(grid["freeze_strategy"]) * args.cv
     print(f"searching {n_fits // args.cv} settings x {args.cv} folds of {args.backbone} on "
-          f"{len(paths)} images of {len(classes)} classes", file=sys.stderr)
+          f"{len(paths)} samples of {len(classes)} classes", file=sys.stderr)
     bar = _progress(None, "cross-validating", total=n_fits, disable=args.quiet)
     accuracy = get_scorer("accuracy")
 

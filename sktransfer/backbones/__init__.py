@@ -13,13 +13,13 @@ import os
 
 from .._registry import Registry
 from ._pretrained import PretrainedWeights, torchvision_weights
-from ._spec import Backbone, GlobalPool, Preprocessing, TokenPool
+from ._spec import Backbone, GlobalPool, Preprocessing, TextPreprocessing, TokenPool
 from ._weights import (MissingWeightsError, UnsafeWeightsError, hub_checkpoint_dir,
                        is_weights_path, load_into_backbone, load_state_dict_file,
                        missing_weights_error)
 
-__all__ = ["Backbone", "Preprocessing", "GlobalPool", "TokenPool", "register_backbone",
-           "get_backbone", "list_backbones", "build_backbone", "pretrained_weights",
+__all__ = ["Backbone", "Preprocessing", "TextPreprocessing", "GlobalPool", "TokenPool",
+           "register_backbone", "declared_input_kind", "get_backbone", "list_backbones", "build_backbone", "pretrained_weights",
            "PretrainedWeights", "torchvision_weights", "hub_checkpoint_dir",
            "MissingWeightsError", "UnsafeWeightsError", "load_state_dict_file",
            "load_into_backbone", "missing_weights_error", "BACKBONES"]
@@ -119,6 +119,17 @@ def pretrained_weights(name: str, weights: str = "DEFAULT") -> PretrainedWeights
                              f"provider states only 'DEFAULT'")
         return stated
     return stated(name, weights)
+
+
+def declared_input_kind(name) -> str | None:
+    """The input kind the builder of ``name`` declares (``builder.input_kind``), or None.
+
+    Read before the backbone is built, so that ``X`` can be interpreted (a list
+    of strings is texts for a text backbone, file paths otherwise).
+    """
+    if not isinstance(name, str):
+        return None
+    return BACKBONES.builder_attribute(name, "input_kind")
 
 
 def build_backbone(name: str, weights=None, **kwargs) -> Backbone:

@@ -8,7 +8,9 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
-__all__ = ["Backbone", "Preprocessing", "GlobalPool", "TokenPool"]
+__all__ = ["Backbone", "Preprocessing", "TextPreprocessing", "GlobalPool", "TokenPool"]
+
+INPUT_KINDS = ("image", "vector", "text")
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -35,6 +37,34 @@ class Preprocessing:
         if image_size is None:
             return self
         return Preprocessing(image_size, image_size, self.mean, self.std, self.interpolation)
+
+
+@dataclass(frozen=True, eq=False)
+class TextPreprocessing:
+    """What a text backbone's weights expect: its tokenizer and a maximum length.
+
+    Parameters
+    ----------
+    tokenize : callable
+        ``tokenize(texts, max_length)`` -> one list of token ids per text, with
+        the model's special tokens, truncated to ``max_length`` tokens. It must
+        be picklable (fitted estimators are saved with it).
+    max_length : int
+        Longest sequence the model is fed, special tokens included.
+    name : str
+        Identifies the tokenizer in cache keys and messages (e.g. a model path).
+    """
+
+    tokenize: Callable[[list, int], list]
+    max_length: int = 512
+    name: str = "tokenizer"
+
+    def with_image_size(self, image_size) -> "TextPreprocessing":
+        """Texts have no image size: the same preprocessing."""
+        return self
+
+    def __repr__(self) -> str:
+        return f"TextPreprocessing(name={self.name!r}, max_length={self.max_length})"
 
 
 class GlobalPool(nn.Module):
@@ -100,10 +130,15 @@ class Backbone:
         Length of the pooled vector.
     block_names : sequence of str, optional
         Human names for the blocks ("stem", "layer1", ...).
-    preprocessing : Preprocessing or None
+    preprocessing : Preprocessing, TextPreprocessing or None
         What the weights expect; ``None`` for vector input.
-    input_kind : {"image", "vector"}
-        Images (``N, C, H, W``) or 2-D vectors.
+    input_kind : {"image", "vector", "text"}
+        Images (``N, C, H, W``), 2-D vectors, or texts. A text backbone's first
+        block takes a padded batch ``(N, L, 2)`` of token ids and attention mask
+        (the last channel); every block passes the mask on as the last channel
+        of its ``(N, L, C + 1)`` output. A builder of text backbones declares
+        ``builder.input_kind = "text"`` so that a list of strings is read as
+        texts, not file paths, before the backbone is built.
     in_channels : int
         Channels an image must have (grayscale is repeated to match).
     weights : str or None
@@ -144,8 +179,8 @@ class Backbone:
         if len(self.block_names) != len(self.blocks):
             raise ValueError(f"backbone {self.name!r}: {len(self.block_names)} block names "
                              f"for {len(self.blocks)} blocks")
-        if self.input_kind not in ("image", "vector"):
-            raise ValueError(f"input_kind must be 'image' or 'vector', got {self.input_kind!r}")
+        if self.input_kind not in INPUT_KINDS:
+            raise ValueError(f"input_kind must be one of {INPUT_KINDS}, got {self.input_kind!r}")
         if self.min_input_size is not None and (
                 isinstance(self.min_input_size, bool) or not isinstance(self.min_input_size, int)
                 or self.min_input_size < 1):
