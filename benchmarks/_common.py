@@ -166,10 +166,13 @@ def naive_skorch(weights_path: str, depth, args, seed: int):
 def sktransfer_classifier(weights_path: str, depth, args, seed: int):
     from sktransfer import TransferClassifier
 
+    # the naive side's training (plain AdamW at one lr, BatchNorm in train mode, no
+    # head warm-up): these scripts time the machinery, finetune_quality.py the recipe
     return TransferClassifier(
         backbone="resnet18", weights=weights_path, freeze_depth=depth,
         image_size=args.size, lr=args.lr, max_epochs=args.epochs,
-        batch_size=args.batch_size, random_state=seed, device="cpu", verbose=0)
+        batch_size=args.batch_size, random_state=seed, device="cpu", verbose=0,
+        norm_mode="train", head_warmup=0, lr_schedule="constant")
 
 
 # -- measuring ------------------------------------------------------------------------
