@@ -17,9 +17,11 @@ from torch.utils.data import Dataset, Subset
 
 from ._cache import ACTIVATIONS, sample_keys, stage_fingerprints
 from ._common import (check_source_kind, make_backbone, preprocessor_for, progress_bar,
-                      resolve_device, seeded)
+                      resolve_device)
 from ._data import SampleDataset, VectorInput, as_input, make_augment
 from ._network import TransferNet
+from ._random import FitRandomness, seeded
+from ._sample_weight import check_sample_weight, reject_fit_params, weighted_loss
 from .freezing import FreezeContext, make_freezer
 
 __all__ = ["TransferClassifier", "resolve_freeze_depth"]
@@ -273,40 +275,58 @@ class TransferClassifier(NeuralNetClassifier):
                                  f"features as input.")
         return source, y_enc
 
-    def fit(self, X, y, **fit_params):
+    def fit(self, X, y, sample_weight=None, **fit_params):
         """Build the network from the backbone, freeze it, and train.
 
         Parameters
         ----------
         X : images (array, tensor, file paths, PIL images) or 2-D vectors
         y : array-like of labels (any sortable type)
+        sample_weight : array-like of shape (n_samples,), optional
+            Non-negative weights: each sample's loss counts ``w`` times (an
+            integer weight trains like repeating the sample, except that
+            BatchNorm layers in trainable blocks compute unweighted batch
+            statistics). Any other fit parameter is an error.
         """
+        reject_fit_params(f"{type(self).__name__}.fit", fit_params)
         source, y_enc = self._prepare_fit(X, y, fitting=True)
-        self._fit_source = source
-        try:
-            with self._on_device(), seeded(self.random_state):
-                if not self.warm_start or not self.initialized_:
+        weights = check_sample_weight(sample_weight, len(source))
+        fresh = not self.warm_start or not self.initialized_
+        with self._on_device(), self._fitting(source, weights, resume=not fresh):
+            if fresh:
+                with self._fit_rng.init():
                     self.initialize()
-                self.partial_fit(source, y_enc, **fit_params)
-        finally:
-            self._fit_source = None
+            self.partial_fit(source, y_enc)
         return self
 
-    def partial_fit(self, X, y=None, classes=None, **fit_params):
+    def partial_fit(self, X, y=None, classes=None, sample_weight=None, **fit_params):
         """Train further without re-initialising (see skorch's ``partial_fit``)."""
         if hasattr(X, "load"):  # already validated by fit
             with self._on_device():
-                return super().partial_fit(X, y, **fit_params)
+                return super().partial_fit(X, y)
+        reject_fit_params(f"{type(self).__name__}.partial_fit", fit_params)
         fitting = not self.initialized_
         if fitting and classes is not None:
             self.classes = classes
         source, y_enc = self._prepare_fit(X, y, fitting=fitting)
+        weights = check_sample_weight(sample_weight, len(source))
+        with self._on_device(), self._fitting(source, weights, resume=not fitting):
+            if fitting:
+                with self._fit_rng.init():
+                    self.initialize()
+            return super().partial_fit(source, y_enc)
+
+    @contextlib.contextmanager
+    def _fitting(self, source, weights, resume: bool):
+        """The training data, weights and random streams of the running fit."""
         self._fit_source = source
+        self._fit_sample_weight = weights
+        self._fit_rng = FitRandomness(self.random_state, self.device,
+                                      len(self.history_) if resume else 0)
         try:
-            with self._on_device(), seeded(self.random_state if fitting else None):
-                return super().partial_fit(source, y_enc, **fit_params)
+            yield
         finally:
-            self._fit_source = None
+            self._fit_source = self._fit_sample_weight = self._fit_rng = None
 
     def initialize(self):
         with self._on_device():
@@ -367,12 +387,23 @@ class TransferClassifier(NeuralNetClassifier):
         return contextlib.nullcontext()
 
     def infer(self, x, **fit_params):
-        with self._autocast():
+        if isinstance(x, dict) and "sample_weight" in x:  # the loss reads the weights
+            x = x["x"]
+        step = contextlib.nullcontext()
+        if self.module_.training:  # dropout draws from this fit's own stream
+            rng = getattr(self, "_fit_rng", None)
+            step = rng.training_step() if rng is not None else seeded(None)
+        with step, self._autocast():
             out = super().infer(x, **fit_params)
         return out.float() if self.amp else out
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
-        loss = super().get_loss(y_pred, y_true, X=X, training=training)
+        if isinstance(X, dict) and "sample_weight" in X:
+            weights = torch.as_tensor(X["sample_weight"], device=y_pred.device)
+            loss = weighted_loss(self.criterion_, lambda: super(TransferClassifier, self).get_loss(
+                y_pred, y_true, X=X, training=training), weights)
+        else:
+            loss = super().get_loss(y_pred, y_true, X=X, training=training)
         if training:
             penalty = self.freezer_.penalty(self.freeze_context_)
             if penalty is not None:
@@ -477,12 +508,14 @@ class TransferClassifier(NeuralNetClassifier):
     def get_dataset(self, X, y=None):
         if isinstance(X, Dataset):
             return X
+        training = y is not None and getattr(self, "_fit_source", None) is not None
+        weights = self._fit_sample_weight if training else None
         if isinstance(X, _ActivationInput):
-            return SampleDataset(X, y)
+            return SampleDataset(X, y, sample_weight=weights)
         if not hasattr(X, "load"):
             X = as_input(X)
-        training = y is not None and getattr(self, "_fit_source", None) is not None
-        return SampleDataset(X, y, self.preprocessor_, self.augment_ if training else None)
+        augment = self._fit_rng.wrap_augment(self.augment_) if training else None
+        return SampleDataset(X, y, self.preprocessor_, augment, sample_weight=weights)
 
     def get_split_datasets(self, X, y=None, **fit_params):
         train, valid = super().get_split_datasets(X, y, **fit_params)
@@ -494,13 +527,22 @@ class TransferClassifier(NeuralNetClassifier):
         return train, valid
 
     def get_iterator(self, dataset, training=False):
-        if training and "iterator_train__shuffle" not in vars(self):
-            self.iterator_train__shuffle = True
-            try:
-                return super().get_iterator(dataset, training)
-            finally:
-                del self.iterator_train__shuffle
-        return super().get_iterator(dataset, training)
+        # shuffling and loader-worker seeds come from the fit's own generator; evaluation
+        # loaders get a private one too, so no loader draws from torch's global generator
+        prefix = "iterator_train__" if training else "iterator_valid__"
+        defaults = {prefix + "generator": torch.Generator()}
+        rng = getattr(self, "_fit_rng", None)
+        if training:
+            defaults[prefix + "shuffle"] = True
+            if rng is not None:
+                defaults[prefix + "generator"] = rng.loader_generator
+        defaults = {k: v for k, v in defaults.items() if k not in vars(self)}
+        vars(self).update(defaults)
+        try:
+            return super().get_iterator(dataset, training)
+        finally:
+            for key in defaults:
+                delattr(self, key)
 
     # -- prediction -------------------------------------------------------------------
     def _check_fitted(self):
@@ -554,7 +596,8 @@ class TransferClassifier(NeuralNetClassifier):
     # -- persistence ------------------------------------------------------------------
     def __getstate__(self):
         state = super().__getstate__()
-        state.pop("_fit_source", None)
+        for key in ("_fit_source", "_fit_sample_weight", "_fit_rng"):
+            state.pop(key, None)
         return state
 
     def load_params(self, *args, **kwargs):

@@ -199,9 +199,11 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
                 batches = (self._array_batch(source, lo)
                            for lo in range(0, len(source), self.batch_size))
                 return _compute(self.extractor_, batches, device, bar)
+            # a private generator: a loader must not draw from torch's global one (_random.py)
             loader = DataLoader(SampleDataset(source, None, self.preprocessor_),
                                 batch_size=self.batch_size, num_workers=self.num_workers,
-                                pin_memory=device.startswith("cuda"))
+                                pin_memory=device.startswith("cuda"),
+                                generator=torch.Generator())
             return _compute(self.extractor_, loader, device, bar)
         finally:
             if bar is not None:
