@@ -8,6 +8,7 @@ import numbers
 
 import numpy as np
 import torch
+from sklearn.base import TransformerMixin
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.multiclass import check_classification_targets, unique_labels
 from sklearn.utils.validation import column_or_1d
@@ -73,12 +74,14 @@ class _ActivationInput:
         return self.items[index]
 
 
-class TransferClassifier(NeuralNetClassifier):
+class TransferClassifier(TransformerMixin, NeuralNetClassifier):
     """Fine-tune a pretrained backbone; how much of it stays frozen is a hyper-parameter.
 
     A skorch :class:`~skorch.NeuralNetClassifier`: callbacks, history,
     ``train_split``, ``warm_start``, ``partial_fit``, ``optimizer__*``,
     ``callbacks__*``, checkpoints and early stopping keep their skorch names.
+    Once fitted it is also a transformer: :meth:`transform` gives the fine-tuned
+    backbone's pooled features, to feed another model (a ``Pipeline`` step).
 
     Parameters
     ----------
@@ -587,6 +590,32 @@ class TransferClassifier(NeuralNetClassifier):
             logits = self.forward(source).cpu().numpy()
         return logits[:, 1] - logits[:, 0] if logits.shape[1] == 2 else logits
 
+    def transform(self, X):
+        """Features of the fine-tuned backbone (its pooled output, the head's input).
+
+        Returns
+        -------
+        features : ndarray of shape (n_samples, backbone_.num_features), float32
+        """
+        source = self._predict_source(X)
+        stop = self.module_.n_blocks + 1
+        outs = []
+        with self._on_device():
+            self.module_.eval()
+            dataset = self.get_dataset(source)
+            with torch.inference_mode():
+                for x, _ in self.get_iterator(dataset, training=False):
+                    with self._autocast():
+                        out = self.module_.forward_prefix(x.to(self.device), stop)
+                    outs.append(out.float().cpu())
+        return torch.cat(outs).numpy()
+
+    def get_feature_names_out(self, input_features=None):
+        """``transferclassifier<i>`` names, one per column of :meth:`transform`."""
+        self._check_fitted()
+        return np.asarray([f"transferclassifier{i}" for i in range(self.backbone_.num_features)],
+                          dtype=object)
+
     def score(self, X, y, sample_weight=None):
         """Mean accuracy of ``predict(X)`` against ``y``."""
         from sklearn.metrics import accuracy_score
@@ -616,4 +645,5 @@ class TransferClassifier(NeuralNetClassifier):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.non_deterministic = self.random_state is None
+        tags.transformer_tags.preserves_dtype = ["float32"]
         return tags

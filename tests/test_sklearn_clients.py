@@ -125,3 +125,90 @@ def test_sample_weight_is_not_modified(data):
     w = np.arange(len(y), dtype=np.float64)
     _clf(max_epochs=1).fit(X, y, sample_weight=w)
     np.testing.assert_array_equal(w, np.arange(len(y)))
+
+
+# -- 1. an image column next to tabular columns ---------------------------------------
+@pytest.fixture(scope="module")
+def table(data, tmp_path_factory):
+    """A DataFrame with an image-path column, a PIL column and a numeric column."""
+    pd = pytest.importorskip("pandas")
+    from PIL import Image
+
+    X, y = data
+    folder = tmp_path_factory.mktemp("images")
+    paths, pils = [], []
+    for i, img in enumerate((X * 255).astype(np.uint8)):
+        pils.append(Image.fromarray(img))
+        paths.append(str(folder / f"img_{i:03d}.png"))
+        pils[-1].save(paths[-1])
+    age = np.random.RandomState(2).randint(20, 60, len(y)).astype(float)
+    return pd.DataFrame({"image": paths, "photo": pils, "age": age}), y
+
+
+@pytest.mark.parametrize("column", ["image", "photo"])
+def test_image_column_in_a_column_transformer(table, column):
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    df, y = table
+    features = FeatureExtractor("tiny_cnn", weights=None, random_state=0)
+    columns = ColumnTransformer([("img", features, [column]), ("num", StandardScaler(), ["age"])])
+    pipe = make_pipeline(columns, LogisticRegression(max_iter=500)).fit(df, y)
+    assert set(pipe.predict(df)) <= {"cat", "dog"}
+
+    out = columns.transform(df)
+    alone = clone(features).fit_transform(list(df[column]))  # the column as a plain list
+    np.testing.assert_allclose(out[:, :-1], alone, rtol=1e-6)
+    np.testing.assert_allclose(out[:, -1], StandardScaler().fit_transform(df[["age"]])[:, 0])
+    names = columns.get_feature_names_out()
+    assert names[0] == "img__featureextractor0" and names[-1] == "num__age"
+
+
+def test_one_column_frame_and_n_by_1_array_are_image_columns(table):
+    df, y = table
+    clf = _clf(max_epochs=1).fit(df[["image"]], y)
+    expected = clf.predict_proba(list(df["image"]))
+    np.testing.assert_array_equal(clf.predict_proba(df[["image"]]), expected)
+    np.testing.assert_array_equal(clf.predict_proba(df[["image"]].to_numpy()), expected)
+    np.testing.assert_array_equal(clf.predict_proba(df[["photo"]].to_numpy()), expected)
+    # a numeric (n, 1) array stays one-feature vectors
+    vectors = TransferClassifier("mlp", weights=None, max_epochs=1, random_state=0)
+    assert vectors.fit(df[["age"]].to_numpy(), y).n_features_in_ == 1
+
+
+# -- 5. a fitted TransferClassifier as a transformer ----------------------------------
+def test_fitted_classifier_transforms_to_fine_tuned_features(data):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+
+    X, y = data
+    clf = _clf(freeze_depth=0, max_epochs=2).fit(X, y)
+    features = clf.transform(X)
+    assert features.shape == (len(X), clf.backbone_.num_features)
+    assert features.dtype == np.float32
+    # they are the head's input: the head applied to them gives the classifier's logits
+    with torch.no_grad():
+        logits = clf.module_.head(torch.from_numpy(features)).numpy()
+    np.testing.assert_allclose(logits[:, 1] - logits[:, 0], clf.decision_function(X),
+                               rtol=1e-5, atol=1e-5)
+    # fine-tuned, so not the features of the backbone it started from
+    untrained = FeatureExtractor("tiny_cnn", weights=None, random_state=0).fit_transform(X)
+    assert not np.allclose(features, untrained)
+    names = clf.get_feature_names_out()
+    assert len(names) == features.shape[1] and names[0] == "transferclassifier0"
+
+    pipe = Pipeline([("finetuned", _clf(freeze_depth=0)), ("logreg", LogisticRegression())])
+    pipe.fit(X, y)
+    np.testing.assert_allclose(pipe.named_steps["logreg"].coef_.shape, (1, features.shape[1]))
+    assert pipe.score(X, y) >= 0.5
+    frame = pipe[:1].set_output(transform="pandas").transform(X[:3])
+    assert list(frame.columns) == list(names)
+
+
+def test_transform_before_fit_is_not_fitted_error(data):
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        _clf().transform(data[0])
