@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import numbers
 
 import numpy as np
@@ -14,15 +15,18 @@ from sklearn.utils.multiclass import check_classification_targets, unique_labels
 from sklearn.utils.validation import column_or_1d
 from skorch import NeuralNetClassifier
 from skorch.callbacks import EpochScoring
+from skorch.history import History
 from torch.utils.data import Dataset, Subset
 
 from ._cache import ACTIVATIONS, sample_keys, stage_fingerprints
 from ._common import (check_source_kind, make_backbone, preprocessor_for, progress_bar,
                       resolve_device)
-from ._data import SampleDataset, VectorInput, as_input, make_augment
+from ._data import ImageInput, SampleDataset, VectorInput, as_input, make_augment
 from ._network import TransferNet
+from ._persist import PlainStateMixin, load_module_arrays, module_arrays
 from ._random import FitRandomness, seeded
 from ._sample_weight import check_sample_weight, reject_fit_params, weighted_loss
+from .backbones import Preprocessing
 from .freezing import FreezeContext, make_freezer
 
 __all__ = ["TransferClassifier", "resolve_freeze_depth"]
@@ -74,7 +78,7 @@ class _ActivationInput:
         return self.items[index]
 
 
-class TransferClassifier(TransformerMixin, NeuralNetClassifier):
+class TransferClassifier(PlainStateMixin, TransformerMixin, NeuralNetClassifier):
     """Fine-tune a pretrained backbone; how much of it stays frozen is a hyper-parameter.
 
     A skorch :class:`~skorch.NeuralNetClassifier`: callbacks, history,
@@ -622,19 +626,70 @@ class TransferClassifier(TransformerMixin, NeuralNetClassifier):
 
         return accuracy_score(y, self.predict(X), sample_weight=sample_weight)
 
-    # -- persistence ------------------------------------------------------------------
-    def __getstate__(self):
-        state = super().__getstate__()
-        for key in ("_fit_source", "_fit_sample_weight", "_fit_rng"):
+    # -- persistence (see _persist.py) --------------------------------------------------
+    _TRANSIENT = ("_fit_source", "_fit_sample_weight", "_fit_rng")
+
+    def _full_state(self):
+        state = super().__getstate__()  # skorch: torch objects go in one pickled blob
+        for key in self._TRANSIENT:
             state.pop(key, None)
         return state
+
+    def __getstate__(self):
+        """Plain data only (what skops stores): parameters, arrays, the history."""
+        torch_held = tuple(self.cuda_dependent_attributes_) + (
+            "module_", "criterion_", "optimizer_", "callbacks_", "virtual_params_",
+            "preprocessor_", "augment_", "init_context_", "history_") + self._TRANSIENT
+        state = {k: v for k, v in self.__dict__.items() if not k.startswith(torch_held)}
+        history = getattr(self, "history_", None)
+        state["history_"] = None if history is None else [dict(row) for row in history]
+        if getattr(self, "initialized_", False) and hasattr(self, "module_"):
+            state["_network_arrays"] = module_arrays(self.module_)
+            preprocessing = self.backbone_.preprocessing
+            state["_backbone_meta"] = {
+                "weights": self.backbone_.weights,
+                "preprocessing": None if preprocessing is None else dataclasses.asdict(
+                    preprocessing)}
+        return state
+
+    def __setstate__(self, state):
+        """Rebuild from :meth:`__getstate__`'s plain data (a skops load)."""
+        if "__cuda_dependent_attributes__" in state:
+            raise ValueError("refusing to unpickle the network bytes found in this state: a "
+                             "plain (skops) state holds numpy arrays only. Load pickles with "
+                             "pickle/joblib, and only files you trust.")
+        state = dict(state)
+        arrays = state.pop("_network_arrays", None)
+        meta = state.pop("_backbone_meta", None)
+        history = state.pop("history_", None)
+        self.__dict__.update(state)
+        self.history_ = None if history is None else History(history)
+        if arrays is None:
+            return
+        weights = self.weights
+        self.weights = None  # the architecture only; the saved arrays are the weights
+        self._fit_source = VectorInput(np.zeros((1, self.n_features_in_), np.float32)) \
+            if hasattr(self, "n_features_in_") else ImageInput([], "pil")
+        try:
+            with self._on_device(), seeded(0):
+                self.initialize()
+        finally:
+            self.weights, self._fit_source = weights, None
+        self.history_ = History(history)
+        load_module_arrays(self.module_, arrays, f"{type(self).__name__} network")
+        self.backbone_.weights = meta["weights"]
+        if meta["preprocessing"] is not None:
+            self.backbone_.preprocessing = Preprocessing(**meta["preprocessing"])
+        self.preprocessor_ = preprocessor_for(self.backbone_, self.image_size)
+        self.augment_ = make_augment(self.augment, getattr(self.preprocessor_, "p", None)
+                                     and self.preprocessor_.p.crop_size)
 
     def load_params(self, *args, **kwargs):
         # skorch maps the files to self.device, which must be a real device, not "auto"
         with self._on_device():
             return super().load_params(*args, **kwargs)
 
-    def __setstate__(self, state):
+    def _set_full_state(self, state):
         requested = state.get("device")
         if requested == "auto":
             state["device"] = resolve_device("auto")

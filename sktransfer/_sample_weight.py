@@ -59,7 +59,8 @@ def check_sample_weight(sample_weight, n_samples: int) -> np.ndarray | None:
                          f"{w[bad[0]]}); weights must be >= 0")
     total = w.sum()
     if total <= 0:
-        raise ValueError("sample_weight sums to 0: at least one sample needs a positive weight")
+        raise ValueError("sample_weight is all zero (the weights sum to 0): at least one "
+                         "sample needs a positive weight")
     return (w * (n_samples / total)).astype(np.float32)
 
 

@@ -97,7 +97,7 @@ def test_sample_weight_is_a_fit_parameter_and_reaches_every_fold(data):
     (lambda n: -np.ones(n), "negative values .*index 0"),
     (lambda n: np.r_[np.ones(n - 1), np.nan], "NaN or infinite .*index 23"),
     (lambda n: np.ones(n - 1), "23 weights but X has 24 samples"),
-    (lambda n: np.zeros(n), "sums to 0"),
+    (lambda n: np.zeros(n), "all zero"),
     (lambda n: np.ones((n, 2)), "1-D"),
     (lambda n: ["a"] * n, "numbers"),
 ])
