@@ -11,6 +11,10 @@ EXPECTED_FAILED = {
             "skorch's NeuralNet.__init__ itself sets history_, initialized_ and "
             "virtual_params_; skorch's callbacks and set_params rely on them existing "
             "before fit, so we keep skorch's behaviour"),
+        "check_sample_weight_equivalence_on_dense_data": (
+            "the network trains in float32: weighted and repeated fits agree to ~1e-6 "
+            "(relative) in predict_proba, above the check's rtol=1e-7; "
+            "tests/test_sklearn_clients.py compares them at float32 precision"),
     },
 }
 
