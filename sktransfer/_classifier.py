@@ -4,25 +4,31 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import inspect
 import numbers
 
 import numpy as np
 import torch
+from sklearn.base import TransformerMixin
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.multiclass import check_classification_targets, unique_labels
 from sklearn.utils.validation import column_or_1d
 from skorch import NeuralNetClassifier
 from skorch.callbacks import EpochScoring
+from skorch.history import History
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from ._cache import ACTIVATIONS, activation_bytes, prefix_activations
-from ._common import (check_source_kind, make_backbone, preprocessor_for, read_input,
-                      resolve_device, seeded)
-from ._data import PairCollate, SampleDataset, VectorInput, make_augment
+from ._common import check_source_kind, make_backbone, preprocessor_for, read_input, resolve_device
+from ._data import ImageInput, PairCollate, SampleDataset, VectorInput, make_augment
 from ._network import TransferNet
+from ._persist import PlainStateMixin, load_module_arrays, module_arrays
+from ._random import FitRandomness, seeded
 from ._recipe import (BACKBONE_LR_SCALE, HEAD_WARMUP, LABEL_SMOOTHING, LRSchedule,
                       check_recipe_params, optimizer_groups, scaled_lr_setter, warm_up_head)
+from ._sample_weight import check_sample_weight, reject_fit_params, weighted_loss
+from .backbones import Preprocessing
 from .freezing import FreezeContext, checked_frozen_prefix, checked_param_groups, make_freezer
 
 __all__ = ["TransferClassifier", "resolve_freeze_depth"]
@@ -138,12 +144,14 @@ class _ActivationInput:
         return self.items[index]
 
 
-class TransferClassifier(NeuralNetClassifier):
+class TransferClassifier(PlainStateMixin, TransformerMixin, NeuralNetClassifier):
     """Fine-tune a pretrained backbone; how much of it stays frozen is a hyper-parameter.
 
     A skorch :class:`~skorch.NeuralNetClassifier`: callbacks, history,
     ``train_split``, ``warm_start``, ``partial_fit``, ``optimizer__*``,
     ``callbacks__*``, checkpoints and early stopping keep their skorch names.
+    Once fitted it is also a transformer: :meth:`transform` gives the fine-tuned
+    backbone's pooled features, to feed another model (a ``Pipeline`` step).
 
     Parameters
     ----------
@@ -377,46 +385,63 @@ class TransferClassifier(NeuralNetClassifier):
                                  f"features as input.")
         return source, y_enc
 
-    def fit(self, X, y, **fit_params):
+    def fit(self, X, y, sample_weight=None, **fit_params):
         """Build the network from the backbone, freeze it, and train.
 
         Parameters
         ----------
         X : images (array, tensor, file paths, PIL images) or 2-D vectors
         y : array-like of labels (any sortable type)
+        sample_weight : array-like of shape (n_samples,), optional
+            Non-negative weights: each sample's loss counts ``w`` times (an
+            integer weight trains like repeating the sample; with
+            ``norm_mode="train"`` BatchNorm layers in trainable blocks compute
+            unweighted batch statistics). Any other fit parameter is an error.
 
         A fit that fails (an image file that turns out to be corrupt mid-epoch,
         say) raises and leaves the estimator as it was before the call.
         """
+        reject_fit_params(f"{type(self).__name__}.fit", fit_params)
         warm = bool(self.warm_start and getattr(self, "initialized_", False))
         with _restored_on_error(self, keep_weights=warm):
             source, y_enc = self._prepare_fit(X, y, fitting=True)
-            self._fit_source = source
-            try:
-                with self._on_device(), seeded(self.random_state):
-                    if not warm:
+            weights = check_sample_weight(sample_weight, len(source))
+            with self._on_device(), self._fitting(source, weights, resume=warm):
+                if not warm:
+                    with self._fit_rng.init():
                         self.initialize()
-                    self.partial_fit(source, y_enc, **fit_params)
-            finally:
-                self._fit_source = None
+                self.partial_fit(source, y_enc)
         return self
 
-    def partial_fit(self, X, y=None, classes=None, **fit_params):
+    def partial_fit(self, X, y=None, classes=None, sample_weight=None, **fit_params):
         """Train further without re-initialising (see skorch's ``partial_fit``)."""
         if hasattr(X, "load"):  # already validated by fit
             with self._on_device():
-                return super().partial_fit(X, y, **fit_params)
+                return super().partial_fit(X, y)
+        reject_fit_params(f"{type(self).__name__}.partial_fit", fit_params)
         fitting = not self.initialized_
         with _restored_on_error(self, keep_weights=not fitting):
             if fitting and classes is not None:
                 self.classes = classes
             source, y_enc = self._prepare_fit(X, y, fitting=fitting)
-            self._fit_source = source
-            try:
-                with self._on_device(), seeded(self.random_state if fitting else None):
-                    return super().partial_fit(source, y_enc, **fit_params)
-            finally:
-                self._fit_source = None
+            weights = check_sample_weight(sample_weight, len(source))
+            with self._on_device(), self._fitting(source, weights, resume=not fitting):
+                if fitting:
+                    with self._fit_rng.init():
+                        self.initialize()
+                return super().partial_fit(source, y_enc)
+
+    @contextlib.contextmanager
+    def _fitting(self, source, weights, resume: bool):
+        """The training data, weights and random streams of the running fit."""
+        self._fit_source = source
+        self._fit_sample_weight = weights
+        self._fit_rng = FitRandomness(self.random_state, self.device,
+                                      len(self.history_) if resume else 0)
+        try:
+            yield
+        finally:
+            self._fit_source = self._fit_sample_weight = self._fit_rng = None
 
     def initialize(self):
         with self._on_device():
@@ -503,12 +528,23 @@ class TransferClassifier(NeuralNetClassifier):
         return contextlib.nullcontext()
 
     def infer(self, x, **fit_params):
-        with self._autocast():
+        if isinstance(x, dict) and "sample_weight" in x:  # the loss reads the weights
+            x = x["x"]
+        step = contextlib.nullcontext()
+        if self.module_.training:  # dropout draws from this fit's own stream
+            rng = getattr(self, "_fit_rng", None)
+            step = rng.training_step() if rng is not None else seeded(None)
+        with step, self._autocast():
             out = super().infer(x, **fit_params)
         return out.float() if self.amp else out
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
-        loss = super().get_loss(y_pred, y_true, X=X, training=training)
+        if isinstance(X, dict) and "sample_weight" in X:
+            weights = torch.as_tensor(X["sample_weight"], device=y_pred.device)
+            loss = weighted_loss(self.criterion_, lambda: super(TransferClassifier, self).get_loss(
+                y_pred, y_true, X=X, training=training), weights)
+        else:
+            loss = super().get_loss(y_pred, y_true, X=X, training=training)
         if training:
             penalty = self.freezer_.penalty(self.freeze_context_)
             if penalty is not None:
@@ -576,8 +612,11 @@ class TransferClassifier(NeuralNetClassifier):
         train, _ = self.get_split_datasets(_ActivationInput(features), y)
         inputs, target = next(iter(DataLoader(train, batch_size=len(train),
                                               collate_fn=PairCollate())))
+        weights = None
+        if isinstance(inputs, dict):  # sample_weight (see SampleDataset)
+            inputs, weights = inputs["x"], inputs["sample_weight"].float().to(self.device)
         self.head_warmup_loss_ = warm_up_head(
-            self.module_.head, inputs.to(self.device), target.to(self.device),
+            self.module_.head, inputs.to(self.device), target.to(self.device), sample_weight=weights,
             max_iter=int(self.head_warmup), C=float(self.head_warmup_C))
 
     def fit_loop(self, X, y=None, epochs=None, **fit_params):
@@ -599,12 +638,14 @@ class TransferClassifier(NeuralNetClassifier):
     def get_dataset(self, X, y=None):
         if isinstance(X, Dataset):
             return X
+        training = y is not None and getattr(self, "_fit_source", None) is not None
+        weights = self._fit_sample_weight if training else None
         if isinstance(X, _ActivationInput):
-            return SampleDataset(X, y)
+            return SampleDataset(X, y, sample_weight=weights)
         if not hasattr(X, "load"):
             X = read_input(X, self.backbone_)
-        training = y is not None and getattr(self, "_fit_source", None) is not None
-        return SampleDataset(X, y, self.preprocessor_, self.augment_ if training else None)
+        augment = self._fit_rng.wrap_augment(self.augment_) if training else None
+        return SampleDataset(X, y, self.preprocessor_, augment, sample_weight=weights)
 
     def get_split_datasets(self, X, y=None, **fit_params):
         train, valid = super().get_split_datasets(X, y, **fit_params)
@@ -616,20 +657,24 @@ class TransferClassifier(NeuralNetClassifier):
         return train, valid
 
     def get_iterator(self, dataset, training=False):
+        # shuffling and loader-worker seeds come from the fit's own generator; evaluation
+        # loaders get a private one too, so no loader draws from torch's global generator
         prefix = "iterator_train__" if training else "iterator_valid__"
-        if prefix + "collate_fn" not in vars(self):  # texts are padded per batch
-            setattr(self, prefix + "collate_fn", PairCollate(self.preprocessor_))
-            try:
-                return self.get_iterator(dataset, training)
-            finally:
-                delattr(self, prefix + "collate_fn")
-        if training and "iterator_train__shuffle" not in vars(self):
-            self.iterator_train__shuffle = True
-            try:
-                return super().get_iterator(dataset, training)
-            finally:
-                del self.iterator_train__shuffle
-        return super().get_iterator(dataset, training)
+        # texts are padded per batch (images: plain stacking)
+        defaults = {prefix + "generator": torch.Generator(),
+                    prefix + "collate_fn": PairCollate(getattr(self, "preprocessor_", None))}
+        rng = getattr(self, "_fit_rng", None)
+        if training:
+            defaults[prefix + "shuffle"] = True
+            if rng is not None:
+                defaults[prefix + "generator"] = rng.loader_generator
+        defaults = {k: v for k, v in defaults.items() if k not in vars(self)}
+        vars(self).update(defaults)
+        try:
+            return super().get_iterator(dataset, training)
+        finally:
+            for key in defaults:
+                delattr(self, key)
 
     # -- prediction -------------------------------------------------------------------
     def _check_fitted(self):
@@ -674,24 +719,103 @@ class TransferClassifier(NeuralNetClassifier):
             logits = self.forward(source).cpu().numpy()
         return logits[:, 1] - logits[:, 0] if logits.shape[1] == 2 else logits
 
+    def transform(self, X):
+        """Features of the fine-tuned backbone (its pooled output, the head's input).
+
+        Returns
+        -------
+        features : ndarray of shape (n_samples, backbone_.num_features), float32
+        """
+        source = self._predict_source(X)
+        stop = self.module_.n_blocks + 1
+        outs = []
+        with self._on_device():
+            self.module_.eval()
+            dataset = self.get_dataset(source)
+            with torch.inference_mode():
+                for x, _ in self.get_iterator(dataset, training=False):
+                    with self._autocast():
+                        out = self.module_.forward_prefix(x.to(self.device), stop)
+                    outs.append(out.float().cpu())
+        return torch.cat(outs).numpy()
+
+    def get_feature_names_out(self, input_features=None):
+        """``transferclassifier<i>`` names, one per column of :meth:`transform`."""
+        self._check_fitted()
+        return np.asarray([f"transferclassifier{i}" for i in range(self.backbone_.num_features)],
+                          dtype=object)
+
     def score(self, X, y, sample_weight=None):
         """Mean accuracy of ``predict(X)`` against ``y``."""
         from sklearn.metrics import accuracy_score
 
         return accuracy_score(y, self.predict(X), sample_weight=sample_weight)
 
-    # -- persistence ------------------------------------------------------------------
-    def __getstate__(self):
-        state = super().__getstate__()
-        state.pop("_fit_source", None)
+    # -- persistence (see _persist.py) --------------------------------------------------
+    _TRANSIENT = ("_fit_source", "_fit_sample_weight", "_fit_rng")
+
+    def _full_state(self):
+        state = super().__getstate__()  # skorch: torch objects go in one pickled blob
+        for key in self._TRANSIENT:
+            state.pop(key, None)
         return state
+
+    def __getstate__(self):
+        """Plain data only (what skops stores): parameters, arrays, the history."""
+        torch_held = tuple(self.cuda_dependent_attributes_) + (
+            "module_", "criterion_", "optimizer_", "callbacks_", "virtual_params_",
+            "preprocessor_", "augment_", "init_context_", "history_") + self._TRANSIENT
+        state = {k: v for k, v in self.__dict__.items() if not k.startswith(torch_held)}
+        history = getattr(self, "history_", None)
+        state["history_"] = None if history is None else [dict(row) for row in history]
+        if getattr(self, "initialized_", False) and hasattr(self, "module_"):
+            state["_network_arrays"] = module_arrays(self.module_)
+            preprocessing = self.backbone_.preprocessing
+            state["_backbone_meta"] = {
+                "weights": self.backbone_.weights,
+                "preprocessing": None if preprocessing is None else dataclasses.asdict(
+                    preprocessing)}
+        return state
+
+    def __setstate__(self, state):
+        """Rebuild from :meth:`__getstate__`'s plain data (a skops load)."""
+        if "__cuda_dependent_attributes__" in state:
+            raise ValueError("refusing to unpickle the network bytes found in this state: a "
+                             "plain (skops) state holds numpy arrays only. Load pickles with "
+                             "pickle/joblib, and only files you trust.")
+        state = dict(state)
+        arrays = state.pop("_network_arrays", None)
+        meta = state.pop("_backbone_meta", None)
+        history = state.pop("history_", None)
+        self.__dict__.update(state)
+        self.history_ = None if history is None else History(history)
+        if arrays is None:
+            return
+        weights = self.weights
+        self.weights = None  # the architecture only; the saved arrays are the weights
+        self._fit_source = VectorInput(np.zeros((1, self.n_features_in_), np.float32)) \
+            if hasattr(self, "n_features_in_") else ImageInput([], "pil")
+        try:
+            with self._on_device(), seeded(0):
+                self.initialize()
+        finally:
+            self.weights, self._fit_source = weights, None
+        self._head_needs_warmup = False  # the saved head is trained already
+        self.history_ = History(history)
+        load_module_arrays(self.module_, arrays, f"{type(self).__name__} network")
+        self.backbone_.weights = meta["weights"]
+        if meta["preprocessing"] is not None:
+            self.backbone_.preprocessing = Preprocessing(**meta["preprocessing"])
+        self.preprocessor_ = preprocessor_for(self.backbone_, self.image_size)
+        self.augment_ = make_augment(self.augment, getattr(self.preprocessor_, "p", None)
+                                     and self.preprocessor_.p.crop_size)
 
     def load_params(self, *args, **kwargs):
         # skorch maps the files to self.device, which must be a real device, not "auto"
         with self._on_device():
             return super().load_params(*args, **kwargs)
 
-    def __setstate__(self, state):
+    def _set_full_state(self, state):
         requested = state.get("device")
         if requested == "auto":
             state["device"] = resolve_device("auto")
@@ -702,4 +826,5 @@ class TransferClassifier(NeuralNetClassifier):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.non_deterministic = self.random_state is None
+        tags.transformer_tags.preserves_dtype = ["float32"]
         return tags

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 import torch
 
 from ._data import ImageInput, Preprocessor, TextInput, TextPreprocessor, VectorInput, as_input
+from ._random import seeded
 from .backbones import Backbone, build_backbone, declared_input_kind
 
 __all__ = ["resolve_device", "seeded", "make_backbone", "preprocessor_for", "check_source_kind",
@@ -30,30 +29,6 @@ def resolve_device(device) -> str:
                                   and torch.backends.mps.is_available()):
         raise ValueError(f"device={device!r} was requested but MPS is not available")
     return str(device)
-
-
-def _seed_from(random_state) -> int | None:
-    if random_state is None:
-        return None
-    if isinstance(random_state, np.random.RandomState):
-        return int(random_state.randint(0, 2**31 - 1))
-    if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool):
-        return int(random_state)
-    raise ValueError(f"random_state must be None, an int or a numpy RandomState; got "
-                     f"{random_state!r}")
-
-
-@contextlib.contextmanager
-def seeded(random_state):
-    """Seed torch for the duration (head init, shuffling, dropout), then restore."""
-    seed = _seed_from(random_state)
-    if seed is None:
-        yield
-        return
-    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        yield
 
 
 def read_input(X, backbone):

@@ -9,7 +9,9 @@ Accepted ``X``:
 * 2-D arrays ``(N, F)`` for backbones that take vectors;
 * lists, tuples, object arrays or pandas Series of file paths (``str`` or
   ``Path``), decoded lazily, one sample at a time, in the data loader;
-* lists of PIL images of any size and mode.
+* lists of PIL images of any size and mode;
+* a one-column DataFrame or ``(N, 1)`` object array of paths or PIL images (what
+  ``df[["image"]]`` and ``ColumnTransformer`` hand over) is that column.
 
 Decoding rules, the same for files and PIL images: the EXIF orientation tag is
 honoured (as ``PIL.ImageOps.exif_transpose`` does); 16- and 32-bit integer modes
@@ -356,6 +358,7 @@ def as_input(X, vector_ok: bool = True, image_ok: bool = True, name: str = "X",
         X = X.to_numpy(dtype=object) if X.dtype == object else X.to_numpy()
     elif hasattr(X, "columns") and hasattr(X, "to_numpy"):  # DataFrame
         X = X.to_numpy()
+    X = _image_column(X)
     if isinstance(X, torch.Tensor):
         if X.dtype == torch.bfloat16:  # numpy has no bfloat16
             X = X.float()
@@ -438,6 +441,20 @@ def as_input(X, vector_ok: bool = True, image_ok: bool = True, name: str = "X",
     return _image_array(X, name)
 
 
+def _image_column(X):
+    """An ``(n, 1)`` object array of paths or PIL images -> its one column, else ``X``.
+
+    ``ColumnTransformer`` and ``df[["image"]]`` hand an image column over in this shape;
+    an ``(n, 1)`` array of numbers stays a batch of one-feature vectors.
+    """
+    from PIL import Image
+
+    if isinstance(X, np.ndarray) and X.dtype == object and X.ndim == 2 and X.shape[1] == 1 \
+            and len(X) and all(isinstance(v, (str, os.PathLike, Image.Image)) for v in X[:, 0]):
+        return X[:, 0]
+    return X
+
+
 def _vector_array(X: np.ndarray, name: str) -> np.ndarray:
     from sklearn.utils import check_array
 
@@ -517,14 +534,17 @@ class SampleDataset(Dataset):
 
     ``augment`` (a callable on the float (C, H, W) tensor in [0, 1], after
     resizing and before normalisation) runs only when given, i.e. while fitting.
+    With ``sample_weight``, an item's X is ``{"x": x, "sample_weight": w}``, so
+    each batch carries the weights of its own samples.
     """
 
     def __init__(self, source, y=None, preprocessor: Preprocessor | None = None,
-                 augment: Callable | None = None):
+                 augment: Callable | None = None, sample_weight: np.ndarray | None = None):
         self.source = source
         self.y = y
         self.preprocessor = preprocessor
         self.augment = augment
+        self.sample_weight = sample_weight
 
     def __len__(self) -> int:
         return len(self.source)
@@ -546,6 +566,9 @@ class SampleDataset(Dataset):
                                     f"{type(x).__name__}")
             x = pre.normalize(x)
         y = torch.tensor(-1 if self.y is None else self.y[index])
+        if self.sample_weight is not None:
+            return {"x": x.contiguous(), "sample_weight": torch.tensor(
+                self.sample_weight[index])}, y
         return x.contiguous(), y
 
 
@@ -571,6 +594,10 @@ class PairCollate:
 
     def __call__(self, items):
         xs, ys = zip(*items)
+        if isinstance(xs[0], dict):  # {"x": x, "sample_weight": w} (see SampleDataset)
+            return ({"x": collate_samples([x["x"] for x in xs], self.preprocessor),
+                     "sample_weight": torch.stack([x["sample_weight"] for x in xs])},
+                    torch.stack(list(ys)))
         return collate_samples(list(xs), self.preprocessor), torch.stack(list(ys))
 
 

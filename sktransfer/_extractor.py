@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 
@@ -15,9 +16,10 @@ from torch.utils.data import DataLoader
 from ._cache import FEATURES, data_fingerprint, stage_fingerprints
 from ._common import (check_source_kind, make_backbone, preprocessor_for, progress_bar,
                       read_input, resolve_device, seeded)
-from ._data import SampleDataset, VectorInput, torch_ready
+from ._data import ImageInput, SampleDataset, VectorInput, torch_ready
+from ._persist import PlainStateMixin, load_module_arrays, module_arrays
 from ._text import TextInput
-from .backbones._spec import GlobalPool
+from .backbones._spec import GlobalPool, Preprocessing
 
 __all__ = ["FeatureExtractor", "FEATURES"]
 
@@ -48,7 +50,7 @@ def _compute(extractor, loader_or_batches, device, progress=None) -> np.ndarray:
     return torch.cat(outs).numpy()
 
 
-class FeatureExtractor(TransformerMixin, BaseEstimator):
+class FeatureExtractor(PlainStateMixin, TransformerMixin, BaseEstimator):
     """Pretrained features as a scikit-learn transformer.
 
     Parameters
@@ -140,9 +142,20 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
             raise ValueError(f"pooling={self.pooling!r} is not one of "
                              f"{GlobalPool.MODES + ('cls',)}")
         source = read_input(X, self.backbone)
+        self._build(source, self.weights)
+        self._set_model_key()
+        if isinstance(source, VectorInput):
+            self.n_features_in_ = source.n_features
+        out = self._transform_source(source.__class__(source.items[:1]) if isinstance(
+            source, VectorInput) else _head(source), use_cache=False)
+        self.n_features_out_ = out.shape[1]
+        return self
+
+    def _build(self, source, weights) -> None:
+        """The backbone, preprocessing and the extracting network, on ``device_``."""
         device = resolve_device(self.device)
         with seeded(self.random_state if self.random_state is not None else 0):
-            backbone = make_backbone(self.backbone, self.weights, source, self.image_size)
+            backbone = make_backbone(self.backbone, weights, source, self.image_size)
         stop = self._stop(backbone)
         if stop is None or stop == backbone.n_blocks and self.pooling == "avg" \
                 and backbone.pool_for_block is None and isinstance(backbone.pool, GlobalPool):
@@ -156,15 +169,12 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
             self.extractor_ = self.extractor_.to(memory_format=torch.channels_last)
         self.stop_ = stop
         self.device_ = device
+
+    def _set_model_key(self) -> None:
+        """What the feature cache keys this model's outputs on: weights + preprocessing."""
         self._model_key = b"".join(stage_fingerprints([self.extractor_])) + repr(
-            (self.backbone, self.preprocessor_ and self.preprocessor_.p, self.pooling, stop,
-             repr(pool))).encode()  # parameter-free pools differ only in their settings
-        if isinstance(source, VectorInput):
-            self.n_features_in_ = source.n_features
-        out = self._transform_source(source.__class__(source.items[:1]) if isinstance(
-            source, VectorInput) else _head(source), use_cache=False)
-        self.n_features_out_ = out.shape[1]
-        return self
+            (self.backbone, self.preprocessor_ and self.preprocessor_.p, self.pooling, self.stop_,
+             repr(self.extractor_.pool))).encode()  # parameter-free pools differ only in settings
 
     def transform(self, X) -> np.ndarray:
         """Features of ``X``: a float32 array ``(n_samples, n_features_out_)``."""
@@ -206,9 +216,11 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
                 batches = (self._array_batch(source, lo)
                            for lo in range(0, len(source), self.batch_size))
                 return _compute(self.extractor_, batches, device, bar)
+            # a private generator: a loader must not draw from torch's global one (_random.py)
             loader = DataLoader(SampleDataset(source, None, self.preprocessor_),
                                 batch_size=self.batch_size, num_workers=self.num_workers,
-                                pin_memory=device.startswith("cuda"))
+                                pin_memory=device.startswith("cuda"),
+                                generator=torch.Generator())
             return _compute(self.extractor_, loader, device, bar)
         finally:
             if bar is not None:
@@ -244,7 +256,43 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
         return np.asarray([f"featureextractor{i}" for i in range(self.n_features_out_)],
                           dtype=object)
 
+    # -- persistence (see _persist.py) --------------------------------------------------
     def __getstate__(self):
+        """Plain data only (what skops stores): parameters, sizes and weight arrays."""
+        state = {k: v for k, v in self.__dict__.items()
+                 if k not in ("backbone_", "preprocessor_", "extractor_", "device_",
+                              "_model_key")}
+        if "extractor_" in self.__dict__:
+            state["_network_arrays"] = module_arrays(nn.ModuleDict(
+                {"blocks": self.backbone_.blocks, "pool": self.extractor_.pool}))
+            preprocessing = self.backbone_.preprocessing
+            state["_backbone_meta"] = {
+                "weights": self.backbone_.weights,
+                "preprocessing": None if preprocessing is None else dataclasses.asdict(
+                    preprocessing)}
+        return state
+
+    def __setstate__(self, state):
+        """Rebuild from :meth:`__getstate__`'s plain data (a skops load)."""
+        state = dict(state)
+        arrays = state.pop("_network_arrays", None)
+        meta = state.pop("_backbone_meta", None)
+        self.__dict__.update(state)
+        if arrays is None:
+            return
+        source = VectorInput(np.zeros((1, self.n_features_in_), np.float32)) \
+            if hasattr(self, "n_features_in_") else ImageInput([], "pil")
+        self._build(source, None)  # the architecture; the saved arrays are the weights
+        load_module_arrays(nn.ModuleDict({"blocks": self.backbone_.blocks,
+                                          "pool": self.extractor_.pool}), arrays,
+                           "FeatureExtractor network")
+        self.backbone_.weights = meta["weights"]
+        if meta["preprocessing"] is not None:
+            self.backbone_.preprocessing = Preprocessing(**meta["preprocessing"])
+        self.preprocessor_ = preprocessor_for(self.backbone_, self.image_size)
+        self._set_model_key()
+
+    def _full_state(self):
         state = self.__dict__.copy()
         if "extractor_" in state and self.device_ != "cpu":
             # a CPU copy (the live model stays where it is), so the file loads anywhere
@@ -255,7 +303,7 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
             state["extractor_"].to("cpu")
         return state
 
-    def __setstate__(self, state):
+    def _set_full_state(self, state):
         self.__dict__.update(state)
         if "extractor_" in state:
             self.device_ = resolve_device(self.device)

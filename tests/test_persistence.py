@@ -472,3 +472,81 @@ def test_fitted_torchvision_model_does_not_carry_the_discarded_head():
     # the 1000-class head (1024 x 1000 floats, ~3.9 MiB) used to ride along
     assert len(pickle.dumps(clf)) < 1.05 * module.tell()
     assert get_backbone("mobilenet_v3_small").source_module is not None  # get_backbone keeps it
+
+
+# -- skops: secure persistence ----------------------------------------------------------
+CLASSIFIER_TYPES = ["skorch.dataset.Dataset", "sktransfer._classifier.TransferClassifier",
+                    "sktransfer._network.TransferNet",
+                    "torch.nn.modules.loss.CrossEntropyLoss", "torch.optim.adamw.AdamW",
+                    "torch.utils.data.dataloader.DataLoader"]
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(freeze_depth=0, head_hidden=4, head_dropout=0.2)],
+                         ids=["cached", "fine-tuned"])
+def test_skops_round_trip_predicts_identically(data, tiny_weights, tmp_path, kw):
+    sio = pytest.importorskip("skops.io")
+    X, y = data
+    path, _ = tiny_weights
+    clf = _clf(weights=str(path), **kw).fit(X, y)
+    sio.dump(clf, tmp_path / "model.skops")
+    # the user reads what the file asks to trust, then trusts exactly that
+    untrusted = sio.get_untrusted_types(file=tmp_path / "model.skops")
+    assert sorted(untrusted) == CLASSIFIER_TYPES
+    loaded = sio.load(tmp_path / "model.skops", trusted=untrusted)
+    np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+    np.testing.assert_array_equal(loaded.predict(X), clf.predict(X))
+    np.testing.assert_array_equal(loaded.transform(X), clf.transform(X))
+    assert loaded.backbone_.weights == clf.backbone_.weights == str(path)
+    assert loaded.history[:, "train_loss"] == clf.history[:, "train_loss"]
+    assert loaded.get_params()["device"] == "auto"
+    # and it can be fitted again like any estimator
+    assert clone(loaded).fit(X, y).score(X, y) >= 0.5
+
+
+def test_skops_refuses_untrusted_types_by_default(fitted, tmp_path):
+    sio = pytest.importorskip("skops.io")
+    sio.dump(fitted, tmp_path / "model.skops")
+    with pytest.raises(sio.exceptions.UntrustedTypesFoundException):
+        sio.load(tmp_path / "model.skops")
+
+
+def test_skops_state_never_unpickles_bytes(fitted):
+    # a crafted file can only reach __setstate__, which refuses skorch's pickled blob
+    state = fitted._full_state()
+    assert "__cuda_dependent_attributes__" in state
+    with pytest.raises(ValueError, match="refusing to unpickle"):
+        TransferClassifier.__new__(TransferClassifier).__setstate__(state)
+    plain = fitted.__getstate__()
+    assert not any(isinstance(v, (bytes, torch.Tensor, torch.nn.Module)) for v in plain.values())
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(layer=1, pooling="catavgmax")], ids=["last", "layer"])
+def test_skops_feature_extractor_and_pipeline(data, tiny_weights, tmp_path, kw):
+    sio = pytest.importorskip("skops.io")
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    X, y = data
+    path, _ = tiny_weights
+    pipe = make_pipeline(FeatureExtractor("tiny_cnn", weights=str(path), cache=False, **kw),
+                         LogisticRegression(max_iter=300)).fit(X, y)
+    sio.dump(pipe, tmp_path / "pipe.skops")
+    untrusted = sio.get_untrusted_types(file=tmp_path / "pipe.skops")
+    assert untrusted == ["sktransfer._extractor.FeatureExtractor"]
+    loaded = sio.load(tmp_path / "pipe.skops", trusted=untrusted)
+    np.testing.assert_array_equal(loaded.predict_proba(X), pipe.predict_proba(X))
+    np.testing.assert_array_equal(loaded[0].transform(X), pipe[0].transform(X))
+
+
+def test_skops_round_trip_of_unfitted_and_vector_models(tmp_path):
+    sio = pytest.importorskip("skops.io")
+    X = np.random.RandomState(0).rand(20, 4).astype(np.float32)
+    y = np.array([0, 1] * 10)
+    for estimator in (_clf(), TransferClassifier("mlp", weights=None, max_epochs=1,
+                                                 random_state=0).fit(X, y)):
+        blob = sio.dumps(estimator)
+        loaded = sio.loads(blob, trusted=sio.get_untrusted_types(data=blob))
+        assert loaded.get_params()["backbone"] == estimator.get_params()["backbone"]
+        if estimator.initialized_:
+            np.testing.assert_array_equal(loaded.predict_proba(X), estimator.predict_proba(X))
+            assert loaded.n_features_in_ == 4

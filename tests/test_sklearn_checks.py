@@ -11,6 +11,14 @@ EXPECTED_FAILED = {
             "skorch's NeuralNet.__init__ itself sets history_, initialized_ and "
             "virtual_params_; skorch's callbacks and set_params rely on them existing "
             "before fit, so we keep skorch's behaviour"),
+        "check_sample_weight_equivalence_on_dense_data": (
+            "the network trains in float32: weighted and repeated fits agree to ~1e-6 "
+            "(relative) in predict_proba, above the check's rtol=1e-7; "
+            "tests/test_sklearn_clients.py compares them at float32 precision"),
+        "check_methods_subset_invariance": (
+            "transform gives float32 features, and the CPU's float32 matrix kernels round "
+            "differently for different batch sizes: measured 1 value in 640 off by 4e-7 "
+            "absolute, above the check's atol=1e-7 (predict_proba passes)"),
     },
 }
 
