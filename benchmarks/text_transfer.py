@@ -35,11 +35,10 @@ import torch
 
 CLASSES = ["PIL", "numpy", "sklearn", "stdlib", "torch"]
 GRID = {"freeze_depth": ["all", 5, 3, 1]}
-# Until TransferClassifier's own recipe sets per-group learning rates, this gives
-# the head a head-sized rate and the encoder a fine-tuning-sized one: the head at
-# lr, the top trainable layer at lr * decay, the one below at lr * decay**2, ...
-CLASSIFIER_PARAMS = dict(lr=3e-3, freeze_strategy="discriminative", freeze_strategy__decay=0.1,
-                         batch_size=16)
+# The default recipe (head warm-up, frozen norms, cosine schedule) with the learning
+# rates of the classic BERT recipe that the hand-written loop uses too: the head at
+# lr = 1e-3, the encoder at lr * backbone_lr_scale = 5e-5.
+CLASSIFIER_PARAMS = dict(backbone_lr_scale=0.05, batch_size=16)
 
 
 def epochs_for(n_per_class: int) -> int:

@@ -481,7 +481,9 @@ class TransferClassifier(PlainStateMixin, TransformerMixin, NeuralNetClassifier)
             head=self.module_.head, freeze_depth=self.freeze_depth_,
             max_epochs=self.max_epochs, lr=self.lr, norm_mode=self.module_.norm_mode)
         self.freezer_.setup(self.freeze_context_)
-        self._head_needs_warmup = True
+        # the head warm-up runs while the head is untouched since this initialisation (not
+        # after a warm start, a skops load, or a callback such as LoadInitState loading one)
+        self._initial_head = [p.detach().clone() for p in self.module_.head.parameters()]
         if backbone.input_kind == "image":
             self.module_.to(memory_format=torch.channels_last)
         return self
@@ -596,9 +598,11 @@ class TransferClassifier(PlainStateMixin, TransformerMixin, NeuralNetClassifier)
 
     def _warm_up_head(self, X, y, cached: list | None, k: int):
         """Train the new head on pooled features of the frozen backbone (see ``_recipe``)."""
-        self._head_needs_warmup = False
+        initial, self._initial_head = self._initial_head, None
         self.head_warmup_loss_ = None
-        if not self.head_warmup:
+        untouched = all(torch.equal(p.detach(), q)
+                        for p, q in zip(self.module_.head.parameters(), initial))
+        if not self.head_warmup or not untouched:
             return
         n_stages = self.module_.n_blocks + 1
         if cached is not None and k == n_stages:
@@ -610,8 +614,10 @@ class TransferClassifier(PlainStateMixin, TransformerMixin, NeuralNetClassifier)
         else:
             features = self._prefix_activations(X, n_stages, store=self.cache is not False)
         train, _ = self.get_split_datasets(_ActivationInput(features), y)
+        # a private generator: no loader draws from torch's global one (see _random)
         inputs, target = next(iter(DataLoader(train, batch_size=len(train),
-                                              collate_fn=PairCollate())))
+                                              collate_fn=PairCollate(),
+                                              generator=torch.Generator())))
         weights = None
         if isinstance(inputs, dict):  # sample_weight (see SampleDataset)
             inputs, weights = inputs["x"], inputs["sample_weight"].float().to(self.device)
@@ -624,7 +630,7 @@ class TransferClassifier(PlainStateMixin, TransformerMixin, NeuralNetClassifier)
             X, _ActivationInput) else 0
         self.cache_used_ = k > 0
         cached = self._prefix_activations(X, k) if k else None
-        if getattr(self, "_head_needs_warmup", False) and hasattr(X, "load"):
+        if getattr(self, "_initial_head", None) is not None and hasattr(X, "load"):
             self._warm_up_head(X, y, cached, k)
         if not k:
             return super().fit_loop(X, y, epochs=epochs, **fit_params)
@@ -765,7 +771,8 @@ class TransferClassifier(PlainStateMixin, TransformerMixin, NeuralNetClassifier)
         torch_held = tuple(self.cuda_dependent_attributes_) + (
             "module_", "criterion_", "optimizer_", "callbacks_", "virtual_params_",
             "preprocessor_", "augment_", "init_context_", "history_") + self._TRANSIENT
-        state = {k: v for k, v in self.__dict__.items() if not k.startswith(torch_held)}
+        # exact names: parameters such as backbone_lr_scale share a prefix with backbone_
+        state = {k: v for k, v in self.__dict__.items() if k not in torch_held}
         history = getattr(self, "history_", None)
         state["history_"] = None if history is None else [dict(row) for row in history]
         if getattr(self, "initialized_", False) and hasattr(self, "module_"):
@@ -800,7 +807,7 @@ class TransferClassifier(PlainStateMixin, TransformerMixin, NeuralNetClassifier)
                 self.initialize()
         finally:
             self.weights, self._fit_source = weights, None
-        self._head_needs_warmup = False  # the saved head is trained already
+        self._initial_head = None  # the saved head is trained already
         self.history_ = History(history)
         load_module_arrays(self.module_, arrays, f"{type(self).__name__} network")
         self.backbone_.weights = meta["weights"]

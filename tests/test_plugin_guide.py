@@ -64,7 +64,7 @@ def test_the_guide_plugin_installs_and_is_listed(plugin_folder, tmp_path):
         rows[command[0]] = proc.stdout.splitlines()[-1].split()
     assert rows["backbones"] == ["squeezenet1_1", "sktransfer-squeezenet", "no",
                                  "squeezenet1_1-b8a52dc0.pth", "(torch", "hub", "cache)"]
-    assert rows["strategies"][:5] == ["head_warmup", "sktransfer-squeezenet", "only", "the",
+    assert rows["strategies"][:5] == ["head_first", "sktransfer-squeezenet", "only", "the",
                                       "new"]
 
 
