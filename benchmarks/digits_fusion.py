@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import time
+import warnings
 
 import numpy as np
 from sklearn.datasets import load_digits
@@ -29,6 +30,8 @@ def main(argv=None):
     parser.add_argument("--per-class", type=int, default=30)
     parser.add_argument("--image-size", type=int, default=64)
     args = parser.parse_args(argv)
+    # LogisticRegressionCV's announcements of future defaults; the numbers are unaffected
+    warnings.filterwarnings("ignore", category=FutureWarning, module="sklearn")
     digits = load_digits()
     X = (digits.images / 16.0).astype(np.float32)
     X_train, X_test, y_train, y_test = train_test_split(
