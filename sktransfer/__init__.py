@@ -12,7 +12,7 @@ from ._data import load_image_folder
 __version__ = "0.1.0"
 
 __all__ = [
-    "TransferClassifier", "FeatureExtractor", "Backbone", "Preprocessing", "GlobalPool",
+    "TransferClassifier", "TransferRegressor", "FeatureExtractor", "Backbone", "Preprocessing", "GlobalPool",
     "TokenPool", "PretrainedWeights", "register_backbone", "get_backbone", "list_backbones",
     "register_strategy", "get_strategy", "list_strategies", "FreezeStrategy", "FreezeContext",
     "load_image_folder", "refresh_plugins", "PluginError", "clear_caches", "MissingWeightsError",
@@ -27,6 +27,9 @@ def __getattr__(name):
     if name == "TransferClassifier":
         from ._classifier import TransferClassifier
         return TransferClassifier
+    if name == "TransferRegressor":
+        from ._regressor import TransferRegressor
+        return TransferRegressor
     if name == "FeatureExtractor":
         from ._extractor import FeatureExtractor
         return FeatureExtractor

@@ -2,61 +2,20 @@
 
 from __future__ import annotations
 
-import contextlib
-import copy
-import dataclasses
 import inspect
-import numbers
 
 import numpy as np
 import torch
-from sklearn.base import TransformerMixin
-from sklearn.exceptions import NotFittedError
 from sklearn.utils.multiclass import check_classification_targets, unique_labels
 from sklearn.utils.validation import column_or_1d
 from skorch import NeuralNetClassifier
 from skorch.callbacks import EpochScoring
-from skorch.history import History
-from torch.utils.data import DataLoader, Dataset, Subset
 
-from ._cache import ACTIVATIONS, activation_bytes, prefix_activations
-from ._common import check_source_kind, make_backbone, preprocessor_for, read_input, resolve_device
-from ._data import ImageInput, PairCollate, SampleDataset, VectorInput, make_augment
 from ._network import TransferNet
-from ._persist import PlainStateMixin, load_module_arrays, module_arrays
-from ._random import FitRandomness, seeded
-from ._recipe import (BACKBONE_LR_SCALE, HEAD_WARMUP, LABEL_SMOOTHING, LRSchedule,
-                      check_recipe_params, optimizer_groups, scaled_lr_setter, warm_up_head)
-from ._sample_weight import check_sample_weight, reject_fit_params, weighted_loss
-from .backbones import Preprocessing
-from .freezing import FreezeContext, checked_frozen_prefix, checked_param_groups, make_freezer
+from ._recipe import BACKBONE_LR_SCALE, HEAD_WARMUP, LABEL_SMOOTHING, warm_up_head
+from ._transfer import TransferBase, resolve_freeze_depth
 
 __all__ = ["TransferClassifier", "resolve_freeze_depth"]
-
-
-def resolve_freeze_depth(freeze_depth, backbone) -> int:
-    """``freeze_depth`` -> number of frozen stages (``n_blocks + 1`` = whole backbone).
-
-    Stages are the backbone's blocks followed by its pool, so ``"all"`` and
-    ``n_blocks`` freeze the pool too (a linear probe).
-    """
-    n = backbone.n_blocks
-    names = ", ".join(backbone.block_names)
-    if isinstance(freeze_depth, str):
-        if freeze_depth == "all":
-            return n + 1
-        raise ValueError(f"freeze_depth={freeze_depth!r} is not understood; use an int in "
-                         f"-{n}..{n} or 'all' (backbone {backbone.name!r} has {n} blocks: {names})")
-    if isinstance(freeze_depth, (bool, np.bool_)) or not isinstance(freeze_depth, numbers.Integral):
-        raise TypeError(f"freeze_depth must be an int or 'all', got "
-                        f"{type(freeze_depth).__name__} {freeze_depth!r}")
-    k = int(freeze_depth)
-    if not -n <= k <= n:
-        raise ValueError(f"freeze_depth={k} is out of range for backbone {backbone.name!r}, "
-                         f"which has {n} blocks ({names}): use 0..{n}, -{n}..-1 (counting from "
-                         f"the top) or 'all'")
-    k = n + k if k < 0 else k
-    return n + 1 if k == n else k
 
 
 def _encoded_accuracy(net, X, y):
@@ -93,58 +52,8 @@ def check_labels_present(y) -> None:
                          f"{where}; drop those samples or fill in their labels")
 
 
-@contextlib.contextmanager
-def _restored_on_error(net, keep_weights: bool):
-    """A fit that raises leaves ``net`` as it was before the fit.
 
-    Attributes are restored from a shallow copy (a fresh fit builds new
-    modules, so the old ones are untouched) and the history from a copy (skorch
-    clears it in place). When the fit continues training the existing network
-    (``warm_start``, ``partial_fit``) its weights, optimizer state,
-    ``requires_grad`` flags and train/eval modes are copied first too, so a bad
-    file found mid-epoch leaves the model exactly as it was.
-    """
-    saved = dict(net.__dict__)
-    history = copy.deepcopy(getattr(net, "history_", None))
-    kept = None
-    if keep_weights:
-        module = net.module_
-        kept = (copy.deepcopy(module.state_dict()), copy.deepcopy(net.optimizer_.state_dict()),
-                {n: p.requires_grad for n, p in module.named_parameters()},
-                {n: m.training for n, m in module.named_modules()})
-    try:
-        yield
-    except BaseException:
-        net.__dict__.clear()
-        net.__dict__.update(saved)
-        net.__dict__["history_"] = history
-        if kept is not None:
-            weights, optimizer, grads, modes = kept
-            net.module_.load_state_dict(weights)
-            net.optimizer_.load_state_dict(optimizer)
-            for name, param in net.module_.named_parameters():
-                param.requires_grad_(grads[name])
-            for name, sub in net.module_.named_modules():
-                sub.training = modes[name]
-        raise
-
-
-class _ActivationInput:
-    """Cached prefix activations standing in for X during a fit."""
-
-    form = "activations"
-
-    def __init__(self, rows: list):
-        self.items = rows  # one tensor per sample (variable length for text)
-
-    def __len__(self):
-        return len(self.items)
-
-    def load(self, index):
-        return self.items[index]
-
-
-class TransferClassifier(PlainStateMixin, TransformerMixin, NeuralNetClassifier):
+class TransferClassifier(TransferBase, NeuralNetClassifier):
     """Fine-tune a pretrained backbone; how much of it stays frozen is a hyper-parameter.
 
     A skorch :class:`~skorch.NeuralNetClassifier`: callbacks, history,
@@ -262,9 +171,6 @@ class TransferClassifier(PlainStateMixin, TransformerMixin, NeuralNetClassifier)
     """
 
     prefixes_ = NeuralNetClassifier.prefixes_ + ["freeze_strategy"]
-    # These share modules with module_: pickled with it (one memo, so they stay the same
-    # objects, and skorch's map_location lets a CUDA-fitted model load on a CPU machine).
-    cuda_dependent_attributes_ = ["backbone_", "freeze_context_", "freezer_"]
 
     def __init__(self, backbone="resnet18", weights="DEFAULT", freeze_depth="all",
                  freeze_strategy="depth", image_size=None, augment=None, head_hidden=None,
@@ -275,41 +181,15 @@ class TransferClassifier(PlainStateMixin, TransformerMixin, NeuralNetClassifier)
                  module=TransferNet, criterion=torch.nn.CrossEntropyLoss,
                  optimizer=torch.optim.AdamW, lr=1e-3, max_epochs=10, batch_size=32,
                  train_split=None, device="auto", verbose=0, **kwargs):
-        super().__init__(module, criterion=criterion, optimizer=optimizer, lr=lr,
-                         max_epochs=max_epochs, batch_size=batch_size, train_split=train_split,
-                         device=device, verbose=verbose, **kwargs)
-        self.backbone = backbone
-        self.weights = weights
-        self.freeze_depth = freeze_depth
-        self.freeze_strategy = freeze_strategy
-        self.image_size = image_size
-        self.augment = augment
-        self.head_hidden = head_hidden
-        self.head_dropout = head_dropout
-        self.cache = cache
-        self.cache_memory = cache_memory
-        self.random_state = random_state
-        self.amp = amp
-        self.norm_mode = norm_mode
-        self.head_warmup = head_warmup
-        self.head_warmup_C = head_warmup_C
-        self.backbone_lr_scale = backbone_lr_scale
-        self.lr_schedule = lr_schedule
-        self.lr_warmup = lr_warmup
+        super().__init__(
+            backbone, weights, freeze_depth, freeze_strategy, image_size, augment, head_hidden,
+            head_dropout, cache, cache_memory, random_state, amp, norm_mode=norm_mode,
+            head_warmup=head_warmup, head_warmup_C=head_warmup_C,
+            backbone_lr_scale=backbone_lr_scale, lr_schedule=lr_schedule, lr_warmup=lr_warmup,
+            module=module, criterion=criterion, optimizer=optimizer, lr=lr,
+            max_epochs=max_epochs, batch_size=batch_size, train_split=train_split,
+            device=device, verbose=verbose, **kwargs)
         self.label_smoothing = label_smoothing
-
-    def _get_param_names(self):
-        # skorch lists every public-looking attribute; private state is not a param
-        return [k for k in super()._get_param_names() if not k.startswith("_")]
-
-    def set_params(self, **params):
-        """Set parameters; ``freeze_strategy__*`` options apply at the next fit."""
-        strategy_opts = {k: v for k, v in params.items() if k.startswith("freeze_strategy__")}
-        for key, value in strategy_opts.items():
-            setattr(self, key, value)
-            self._params_to_validate.add(key)
-        rest = {k: v for k, v in params.items() if k not in strategy_opts}
-        return super().set_params(**rest) if rest else self
 
     @property
     def _default_callbacks(self):
@@ -318,21 +198,7 @@ class TransferClassifier(PlainStateMixin, TransformerMixin, NeuralNetClassifier)
             if name == "valid_acc":
                 cb = EpochScoring(_encoded_accuracy, name="valid_acc", lower_is_better=False)
             callbacks.append((name, cb))
-        return callbacks + [("lr_schedule", LRSchedule())]
-
-    # -- device: "auto" stays the param; the resolved device is used while working --
-    @contextlib.contextmanager
-    def _on_device(self):
-        requested = self.device
-        if requested != "auto":
-            resolve_device(requested)
-            yield
-            return
-        self.device = resolve_device(requested)
-        try:
-            yield
-        finally:
-            self.device = requested
+        return callbacks
 
     # -- labels -----------------------------------------------------------------------
     @property
@@ -343,7 +209,7 @@ class TransferClassifier(PlainStateMixin, TransformerMixin, NeuralNetClassifier)
             raise AttributeError("TransferClassifier has no attribute 'classes_' before fit; "
                                  "call fit first") from None
 
-    def _encode_labels(self, y, n_samples, fitting: bool):
+    def _encode_target(self, y, n_samples, fitting: bool):
         if y is None:
             raise ValueError("requires y to be passed, but the target y is None: "
                              "TransferClassifier.fit needs labels")
@@ -372,135 +238,26 @@ class TransferClassifier(PlainStateMixin, TransformerMixin, NeuralNetClassifier)
                              f"known classes are {classes.tolist()[:10]}")
         return index.astype(np.int64)
 
+    def _target_fitted(self) -> bool:
+        return hasattr(self, "_classes")
+
+    def _n_outputs(self) -> int:
+        return len(self._classes)
+
+    def _fit_head(self, head, features, target, sample_weight) -> float:
+        return warm_up_head(head, features, target, sample_weight=sample_weight,
+                            max_iter=int(self.head_warmup), C=float(self.head_warmup_C))
+
     # -- fitting ----------------------------------------------------------------------
-    def _prepare_fit(self, X, y, fitting: bool):
-        source = read_input(X, self.backbone if fitting else getattr(self, "backbone_",
-                                                                     self.backbone))
-        y_enc = self._encode_labels(y, len(source), fitting)
-        if isinstance(source, VectorInput):
-            if not fitting and hasattr(self, "n_features_in_") \
-                    and source.n_features != self.n_features_in_:
-                raise ValueError(f"X has {source.n_features} features, but "
-                                 f"{type(self).__name__} is expecting {self.n_features_in_} "
-                                 f"features as input.")
-        return source, y_enc
-
-    def fit(self, X, y, sample_weight=None, **fit_params):
-        """Build the network from the backbone, freeze it, and train.
-
-        Parameters
-        ----------
-        X : images (array, tensor, file paths, PIL images) or 2-D vectors
-        y : array-like of labels (any sortable type)
-        sample_weight : array-like of shape (n_samples,), optional
-            Non-negative weights: each sample's loss counts ``w`` times (an
-            integer weight trains like repeating the sample; with
-            ``norm_mode="train"`` BatchNorm layers in trainable blocks compute
-            unweighted batch statistics). Any other fit parameter is an error.
-
-        A fit that fails (an image file that turns out to be corrupt mid-epoch,
-        say) raises and leaves the estimator as it was before the call.
-        """
-        reject_fit_params(f"{type(self).__name__}.fit", fit_params)
-        warm = bool(self.warm_start and getattr(self, "initialized_", False))
-        with _restored_on_error(self, keep_weights=warm):
-            source, y_enc = self._prepare_fit(X, y, fitting=True)
-            weights = check_sample_weight(sample_weight, len(source))
-            with self._on_device(), self._fitting(source, weights, resume=warm):
-                if not warm:
-                    with self._fit_rng.init():
-                        self.initialize()
-                self.partial_fit(source, y_enc)
-        return self
-
     def partial_fit(self, X, y=None, classes=None, sample_weight=None, **fit_params):
-        """Train further without re-initialising (see skorch's ``partial_fit``)."""
-        if hasattr(X, "load"):  # already validated by fit
-            with self._on_device():
-                return super().partial_fit(X, y)
-        reject_fit_params(f"{type(self).__name__}.partial_fit", fit_params)
-        fitting = not self.initialized_
-        with _restored_on_error(self, keep_weights=not fitting):
-            if fitting and classes is not None:
+        """Train further without re-initialising (see skorch's ``partial_fit``).
+
+        ``classes`` (all labels, on the first call) as sklearn's ``partial_fit``.
+        """
+        def set_classes():
+            if classes is not None:
                 self.classes = classes
-            source, y_enc = self._prepare_fit(X, y, fitting=fitting)
-            weights = check_sample_weight(sample_weight, len(source))
-            with self._on_device(), self._fitting(source, weights, resume=not fitting):
-                if fitting:
-                    with self._fit_rng.init():
-                        self.initialize()
-                return super().partial_fit(source, y_enc)
-
-    @contextlib.contextmanager
-    def _fitting(self, source, weights, resume: bool):
-        """The training data, weights and random streams of the running fit."""
-        self._fit_source = source
-        self._fit_sample_weight = weights
-        self._fit_rng = FitRandomness(self.random_state, self.device,
-                                      len(self.history_) if resume else 0)
-        try:
-            yield
-        finally:
-            self._fit_source = self._fit_sample_weight = self._fit_rng = None
-
-    def initialize(self):
-        with self._on_device():
-            return super().initialize()
-
-    def initialize_module(self):
-        source = getattr(self, "_fit_source", None)
-        if source is None or not hasattr(self, "_classes"):
-            raise NotFittedError("TransferClassifier builds its network from the training "
-                                 "data; call fit(X, y) instead of initialize()")
-        backbone = make_backbone(self.backbone, self.weights, source, self.image_size)
-        self.backbone_ = backbone
-        self.preprocessor_ = preprocessor_for(backbone, self.image_size)
-        self.augment_ = make_augment(self.augment, getattr(getattr(self.preprocessor_, "p", None),
-                                                           "crop_size", None))
-        if self.augment_ is not None and backbone.input_kind != "image":
-            raise ValueError(f"augment applies to images; this backbone takes "
-                             f"{backbone.input_kind}s")
-        self.freeze_depth_ = resolve_freeze_depth(self.freeze_depth, backbone)
-        if isinstance(source, VectorInput):
-            self.n_features_in_ = source.n_features
-        elif hasattr(self, "n_features_in_"):
-            del self.n_features_in_
-        if self.head_hidden is not None and (not isinstance(self.head_hidden, numbers.Integral)
-                                             or self.head_hidden < 1):
-            raise ValueError(f"head_hidden must be None or a positive int, got "
-                             f"{self.head_hidden!r}")
-        if not 0 <= float(self.head_dropout) < 1:
-            raise ValueError(f"head_dropout must be in [0, 1), got {self.head_dropout!r}")
-        check_recipe_params(self)
-        module_kwargs = {"norm_mode": self.norm_mode, **self.get_params_for("module")}
-        self.module_ = self.module(backbone, len(self._classes), head_hidden=self.head_hidden,
-                                   head_dropout=float(self.head_dropout), **module_kwargs)
-        self.freezer_ = make_freezer(self.freeze_strategy, self.get_params_for("freeze_strategy"))
-        self.freeze_context_ = FreezeContext(
-            module=self.module_, blocks=self.module_.blocks, pool=self.module_.pool,
-            head=self.module_.head, freeze_depth=self.freeze_depth_,
-            max_epochs=self.max_epochs, lr=self.lr, norm_mode=self.module_.norm_mode)
-        self.freezer_.setup(self.freeze_context_)
-        # the head warm-up runs while the head is untouched since this initialisation (not
-        # after a warm start, a skops load, or a callback such as LoadInitState loading one)
-        self._initial_head = [p.detach().clone() for p in self.module_.head.parameters()]
-        if backbone.input_kind == "image":
-            self.module_.to(memory_format=torch.channels_last)
-        return self
-
-    def initialize_optimizer(self, triggered_directly=None):
-        _, kwargs = self.get_params_for_optimizer("optimizer", [])
-        kwargs.pop("param_groups", None)
-        groups = optimizer_groups(checked_param_groups(self.freezer_, self.freeze_context_),
-                                  self.module_.head, self.lr, self.backbone_lr_scale)
-        self.optimizer_ = self.optimizer(groups, **kwargs)
-        return self
-
-    def _initialize_optimizer(self, reason=None):
-        super()._initialize_optimizer(reason)
-        # set_params(lr=...) moves the base rate; every group keeps its lr_scale
-        self._register_virtual_param(["lr", "optimizer__lr"], scaled_lr_setter)
-        return self
+        return self._partial_fit(X, y, sample_weight, fit_params, before_first_fit=set_classes)
 
     def initialize_criterion(self):
         kwargs = self.get_params_for("criterion")
@@ -514,200 +271,12 @@ class TransferClassifier(PlainStateMixin, TransformerMixin, NeuralNetClassifier)
         self.criterion_ = self.initialized_instance(self.criterion, kwargs)
         return self
 
-    def on_train_begin(self, net, X=None, y=None, **kwargs):
-        super().on_train_begin(net, X=X, y=y, **kwargs)
-        # a strategy's epoch counts from 0 in every fit / partial_fit, as ctx.max_epochs does
-        self._epochs_before_fit = len(self.history)
-
-    def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
-        super().on_epoch_begin(net, dataset_train, dataset_valid, **kwargs)
-        epoch = len(self.history) - 1 - getattr(self, "_epochs_before_fit", 0)
-        self.freezer_.on_epoch_begin(self.freeze_context_, epoch)
-
-    def _autocast(self):
-        if self.amp and torch.device(self.device).type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
-
-    def infer(self, x, **fit_params):
-        if isinstance(x, dict) and "sample_weight" in x:  # the loss reads the weights
-            x = x["x"]
-        step = contextlib.nullcontext()
-        if self.module_.training:  # dropout draws from this fit's own stream
-            rng = getattr(self, "_fit_rng", None)
-            step = rng.training_step() if rng is not None else seeded(None)
-        with step, self._autocast():
-            out = super().infer(x, **fit_params)
-        return out.float() if self.amp else out
-
-    def get_loss(self, y_pred, y_true, X=None, training=False):
-        if isinstance(X, dict) and "sample_weight" in X:
-            weights = torch.as_tensor(X["sample_weight"], device=y_pred.device)
-            loss = weighted_loss(self.criterion_, lambda: super(TransferClassifier, self).get_loss(
-                y_pred, y_true, X=X, training=training), weights)
-        else:
-            loss = super().get_loss(y_pred, y_true, X=X, training=training)
-        if training:
-            penalty = self.freezer_.penalty(self.freeze_context_)
-            if penalty is not None:
-                loss = loss + penalty
-        return loss
-
-    def check_data(self, X, y):
-        # labels were validated and encoded in fit; skorch's check would record indices
-        return None
-
-    # -- frozen-prefix cache ----------------------------------------------------------
-    def _cache_depth(self, source) -> int:
-        """How many leading stages to precompute for this fit (0 = no caching)."""
-        if self.cache not in ("auto", True, False):
-            raise ValueError(f"cache must be 'auto', True or False, got {self.cache!r}")
-        ACTIVATIONS.set_max_bytes(self.cache_memory)  # the latest fit's budget, up or down
-        if self.cache is False:
-            return 0
-        k = checked_frozen_prefix(self.freezer_, self.freeze_context_)
-        reason = None
-        if k <= 0:
-            reason = "no stage is frozen for the whole fit"
-        elif self.augment_ is not None:
-            reason = "random augmentation makes the frozen output differ every epoch"
-        if reason is None:
-            nbytes = self._activation_bytes(source, k)
-            if nbytes > self.cache_memory:
-                reason = (f"the activations need {nbytes / 2**20:.0f} MiB, more than "
-                          f"cache_memory={self.cache_memory / 2**20:.0f} MiB")
-        if reason is not None:
-            if self.cache is True:
-                raise ValueError(f"cache=True but caching is not possible: {reason}")
-            return 0
-        return k
-
-    def _activation_context(self) -> str:
-        return repr((self.backbone, getattr(self.preprocessor_, "p", None)))
-
-    def _activation_bytes(self, source, k) -> int:
-        return activation_bytes(self.module_, SampleDataset(source, None, self.preprocessor_),
-                                k, self.device, self.preprocessor_)
-
-    def _prefix_activations(self, source, k, store=True) -> list:
-        """Outputs of stages ``0..k-1`` for every sample, via the shared cache."""
-        return prefix_activations(
-            self.module_, source, SampleDataset(source, None, self.preprocessor_), k,
-            self._activation_context(), batch_size=self.batch_size, device=self.device,
-            verbose=self.verbose > 0, store=store, preprocessor=self.preprocessor_)
-
-    def _warm_up_head(self, X, y, cached: list | None, k: int):
-        """Train the new head on pooled features of the frozen backbone (see ``_recipe``)."""
-        initial, self._initial_head = self._initial_head, None
-        self.head_warmup_loss_ = None
-        untouched = all(torch.equal(p.detach(), q)
-                        for p, q in zip(self.module_.head.parameters(), initial))
-        if not self.head_warmup or not untouched:
-            return
-        n_stages = self.module_.n_blocks + 1
-        if cached is not None and k == n_stages:
-            features = cached
-        elif cached is not None:
-            # the trainable stages on top of the cached prefix, once, in eval mode
-            features = self.module_.run_stages(cached, k, n_stages, self.batch_size,
-                                               self.device, self.preprocessor_)
-        else:
-            features = self._prefix_activations(X, n_stages, store=self.cache is not False)
-        train, _ = self.get_split_datasets(_ActivationInput(features), y)
-        # a private generator: no loader draws from torch's global one (see _random)
-        inputs, target = next(iter(DataLoader(train, batch_size=len(train),
-                                              collate_fn=PairCollate(),
-                                              generator=torch.Generator())))
-        weights = None
-        if isinstance(inputs, dict):  # sample_weight (see SampleDataset)
-            inputs, weights = inputs["x"], inputs["sample_weight"].float().to(self.device)
-        self.head_warmup_loss_ = warm_up_head(
-            self.module_.head, inputs.to(self.device), target.to(self.device), sample_weight=weights,
-            max_iter=int(self.head_warmup), C=float(self.head_warmup_C))
-
-    def fit_loop(self, X, y=None, epochs=None, **fit_params):
-        k = self._cache_depth(X) if hasattr(X, "load") and not isinstance(
-            X, _ActivationInput) else 0
-        self.cache_used_ = k > 0
-        cached = self._prefix_activations(X, k) if k else None
-        if getattr(self, "_initial_head", None) is not None and hasattr(X, "load"):
-            self._warm_up_head(X, y, cached, k)
-        if not k:
-            return super().fit_loop(X, y, epochs=epochs, **fit_params)
-        self.module_.start = k
-        try:
-            return super().fit_loop(_ActivationInput(cached), y, epochs=epochs, **fit_params)
-        finally:
-            self.module_.start = 0
-
-    # -- data plumbing ----------------------------------------------------------------
-    def get_dataset(self, X, y=None):
-        if isinstance(X, Dataset):
-            return X
-        training = y is not None and getattr(self, "_fit_source", None) is not None
-        weights = self._fit_sample_weight if training else None
-        if isinstance(X, _ActivationInput):
-            return SampleDataset(X, y, sample_weight=weights)
-        if not hasattr(X, "load"):
-            X = read_input(X, self.backbone_)
-        augment = self._fit_rng.wrap_augment(self.augment_) if training else None
-        return SampleDataset(X, y, self.preprocessor_, augment, sample_weight=weights)
-
-    def get_split_datasets(self, X, y=None, **fit_params):
-        train, valid = super().get_split_datasets(X, y, **fit_params)
-        # the validation part of a train_split is evaluated, so it is not augmented
-        if isinstance(valid, Subset) and getattr(valid.dataset, "augment", None) is not None:
-            plain = copy.copy(valid.dataset)
-            plain.augment = None
-            valid = Subset(plain, valid.indices)
-        return train, valid
-
-    def get_iterator(self, dataset, training=False):
-        # shuffling and loader-worker seeds come from the fit's own generator; evaluation
-        # loaders get a private one too, so no loader draws from torch's global generator
-        prefix = "iterator_train__" if training else "iterator_valid__"
-        # texts are padded per batch (images: plain stacking)
-        defaults = {prefix + "generator": torch.Generator(),
-                    prefix + "collate_fn": PairCollate(getattr(self, "preprocessor_", None))}
-        rng = getattr(self, "_fit_rng", None)
-        if training:
-            defaults[prefix + "shuffle"] = True
-            if rng is not None:
-                defaults[prefix + "generator"] = rng.loader_generator
-        defaults = {k: v for k, v in defaults.items() if k not in vars(self)}
-        vars(self).update(defaults)
-        try:
-            return super().get_iterator(dataset, training)
-        finally:
-            for key in defaults:
-                delattr(self, key)
-
     # -- prediction -------------------------------------------------------------------
-    def _check_fitted(self):
-        if not getattr(self, "initialized_", False) or not hasattr(self, "_classes"):
-            raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet. Call "
-                                 f"'fit' with appropriate arguments before using this estimator.")
-
-    def _predict_source(self, X):
-        self._check_fitted()
-        if isinstance(X, Dataset):  # skorch's scoring callbacks pass the validation Subset
-            return X
-        source = read_input(X, self.backbone_)
-        check_source_kind(source, self.backbone_)
-        if isinstance(source, VectorInput) and source.n_features != self.n_features_in_:
-            raise ValueError(f"X has {source.n_features} features, but {type(self).__name__} is "
-                             f"expecting {self.n_features_in_} features as input.")
-        return source
-
     def predict_proba(self, X):
         """Class probabilities, columns in ``classes_`` order."""
         source = self._predict_source(X)
         with self._on_device():
             return super().predict_proba(source)
-
-    def forward_iter(self, X, training=False, device="cpu"):
-        with self._on_device():
-            yield from super().forward_iter(X, training=training, device=device)
 
     def predict(self, X):
         """Predicted labels (of the type ``y`` had in ``fit``)."""
@@ -725,113 +294,8 @@ class TransferClassifier(PlainStateMixin, TransformerMixin, NeuralNetClassifier)
             logits = self.forward(source).cpu().numpy()
         return logits[:, 1] - logits[:, 0] if logits.shape[1] == 2 else logits
 
-    def transform(self, X):
-        """Features of the fine-tuned backbone (its pooled output, the head's input).
-
-        Returns
-        -------
-        features : ndarray of shape (n_samples, backbone_.num_features), float32
-        """
-        source = self._predict_source(X)
-        stop = self.module_.n_blocks + 1
-        outs = []
-        with self._on_device():
-            self.module_.eval()
-            dataset = self.get_dataset(source)
-            with torch.inference_mode():
-                for x, _ in self.get_iterator(dataset, training=False):
-                    with self._autocast():
-                        out = self.module_.forward_prefix(x.to(self.device), stop)
-                    outs.append(out.float().cpu())
-        return torch.cat(outs).numpy()
-
-    def get_feature_names_out(self, input_features=None):
-        """``transferclassifier<i>`` names, one per column of :meth:`transform`."""
-        self._check_fitted()
-        return np.asarray([f"transferclassifier{i}" for i in range(self.backbone_.num_features)],
-                          dtype=object)
-
     def score(self, X, y, sample_weight=None):
         """Mean accuracy of ``predict(X)`` against ``y``."""
         from sklearn.metrics import accuracy_score
 
         return accuracy_score(y, self.predict(X), sample_weight=sample_weight)
-
-    # -- persistence (see _persist.py) --------------------------------------------------
-    _TRANSIENT = ("_fit_source", "_fit_sample_weight", "_fit_rng")
-
-    def _full_state(self):
-        state = super().__getstate__()  # skorch: torch objects go in one pickled blob
-        for key in self._TRANSIENT:
-            state.pop(key, None)
-        return state
-
-    def __getstate__(self):
-        """Plain data only (what skops stores): parameters, arrays, the history."""
-        torch_held = tuple(self.cuda_dependent_attributes_) + (
-            "module_", "criterion_", "optimizer_", "callbacks_", "virtual_params_",
-            "preprocessor_", "augment_", "init_context_", "history_") + self._TRANSIENT
-        # exact names: parameters such as backbone_lr_scale share a prefix with backbone_
-        state = {k: v for k, v in self.__dict__.items() if k not in torch_held}
-        history = getattr(self, "history_", None)
-        state["history_"] = None if history is None else [dict(row) for row in history]
-        if getattr(self, "initialized_", False) and hasattr(self, "module_"):
-            state["_network_arrays"] = module_arrays(self.module_)
-            preprocessing = self.backbone_.preprocessing
-            state["_backbone_meta"] = {
-                "weights": self.backbone_.weights,
-                "preprocessing": None if preprocessing is None else dataclasses.asdict(
-                    preprocessing)}
-        return state
-
-    def __setstate__(self, state):
-        """Rebuild from :meth:`__getstate__`'s plain data (a skops load)."""
-        if "__cuda_dependent_attributes__" in state:
-            raise ValueError("refusing to unpickle the network bytes found in this state: a "
-                             "plain (skops) state holds numpy arrays only. Load pickles with "
-                             "pickle/joblib, and only files you trust.")
-        state = dict(state)
-        arrays = state.pop("_network_arrays", None)
-        meta = state.pop("_backbone_meta", None)
-        history = state.pop("history_", None)
-        self.__dict__.update(state)
-        self.history_ = None if history is None else History(history)
-        if arrays is None:
-            return
-        weights = self.weights
-        self.weights = None  # the architecture only; the saved arrays are the weights
-        self._fit_source = VectorInput(np.zeros((1, self.n_features_in_), np.float32)) \
-            if hasattr(self, "n_features_in_") else ImageInput([], "pil")
-        try:
-            with self._on_device(), seeded(0):
-                self.initialize()
-        finally:
-            self.weights, self._fit_source = weights, None
-        self._initial_head = None  # the saved head is trained already
-        self.history_ = History(history)
-        load_module_arrays(self.module_, arrays, f"{type(self).__name__} network")
-        self.backbone_.weights = meta["weights"]
-        if meta["preprocessing"] is not None:
-            self.backbone_.preprocessing = Preprocessing(**meta["preprocessing"])
-        self.preprocessor_ = preprocessor_for(self.backbone_, self.image_size)
-        self.augment_ = make_augment(self.augment, getattr(self.preprocessor_, "p", None)
-                                     and self.preprocessor_.p.crop_size)
-
-    def load_params(self, *args, **kwargs):
-        # skorch maps the files to self.device, which must be a real device, not "auto"
-        with self._on_device():
-            return super().load_params(*args, **kwargs)
-
-    def _set_full_state(self, state):
-        requested = state.get("device")
-        if requested == "auto":
-            state["device"] = resolve_device("auto")
-        super().__setstate__(state)
-        # skorch may leave a torch.device after mapping CUDA -> CPU; keep params plain
-        self.device = "auto" if requested == "auto" else str(self.device)
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.non_deterministic = self.random_state is None
-        tags.transformer_tags.preserves_dtype = ["float32"]
-        return tags

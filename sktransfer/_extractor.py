@@ -25,15 +25,31 @@ __all__ = ["FeatureExtractor", "FEATURES"]
 
 
 class _Extractor(nn.Module):
-    """``blocks[:stop]`` followed by a pooling module."""
+    """``blocks[:stop]`` followed by a pooling module.
 
-    def __init__(self, blocks, pool):
+    With ``taps`` (fused layers), ``pool`` is a ``ModuleList`` with one pooling
+    module per tapped block index: one pass runs the blocks once, pools each
+    tapped block's output, and concatenates them in ``taps`` order.
+    """
+
+    def __init__(self, blocks, pool, taps: list[int] | None = None):
         super().__init__()
         self.blocks = nn.Sequential(*blocks)
         self.pool = pool
+        self.taps = taps
 
     def forward(self, x):
-        return self.pool(self.blocks(x))
+        if self.taps is None:
+            return self.pool(self.blocks(x))
+        pooled = {}
+        for index, block in enumerate(self.blocks):
+            x = block(x)
+            for j, tap in enumerate(self.taps):
+                if tap == index:
+                    pooled[j] = self.pool[j](x).flatten(1)
+        outs = [pooled[j] for j in range(len(self.taps))]
+        self.widths = [out.shape[1] for out in outs]
+        return torch.cat(outs, dim=1)
 
 
 def _compute(extractor, loader_or_batches, device, progress=None) -> np.ndarray:
@@ -59,10 +75,14 @@ class FeatureExtractor(PlainStateMixin, TransformerMixin, BaseEstimator):
         A registered backbone (see :func:`sktransfer.list_backbones`).
     weights : None, "DEFAULT", str or path, default="DEFAULT"
         As for :class:`TransferClassifier`.
-    layer : int, str or None, default=None
+    layer : int, str, list/tuple of those, or None, default=None
         Which block's output to read: an index (negative counts from the top),
         a block name (``"layer3"``), or None for the last block (pooled the
-        way the backbone pools it).
+        way the backbone pools it). A list or tuple (``[-2, -1]``,
+        ``("layer3", "layer4")``) fuses several blocks: their pooled outputs
+        are concatenated, in the order given, all from one forward pass per
+        batch; :meth:`get_feature_names_out` then names each column after its
+        block (``layer3_avg_17``). Grid-searchable like any parameter.
     pooling : {"avg", "max", "avgmax", "catavgmax", "cls"}, default="avg"
         How an intermediate feature map becomes a vector (``layer`` given).
         For text backbones ``"avg"`` and ``"max"`` pool over the attention mask
@@ -116,23 +136,48 @@ class FeatureExtractor(PlainStateMixin, TransformerMixin, BaseEstimator):
         self.random_state = random_state
         self.verbose = verbose
 
-    def _stop(self, backbone) -> int | None:
+    def _stop(self, backbone, layer="param") -> int | None:
         """Index one past the last block to run; None = all blocks + backbone pool."""
-        if self.layer is None:
+        layer = self.layer if layer == "param" else layer
+        if layer is None:
             return None
         names = backbone.block_names
-        if isinstance(self.layer, str):
-            if self.layer not in names:
-                raise ValueError(f"layer={self.layer!r} is not a block of {backbone.name!r}; "
+        if isinstance(layer, str):
+            if layer not in names:
+                raise ValueError(f"layer={layer!r} is not a block of {backbone.name!r}; "
                                  f"its blocks are {names}")
-            return names.index(self.layer) + 1
-        if isinstance(self.layer, bool) or not isinstance(self.layer, (int, np.integer)):
-            raise TypeError(f"layer must be None, an int or a block name, got {self.layer!r}")
+            return names.index(layer) + 1
+        if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)):
+            raise TypeError(f"layer must be None, an int, a block name or a list of those, "
+                            f"got {layer!r}")
         n = len(names)
-        if not -n <= self.layer < n:
-            raise ValueError(f"layer={self.layer} is out of range for {backbone.name!r} "
+        if not -n <= layer < n:
+            raise ValueError(f"layer={layer} is out of range for {backbone.name!r} "
                              f"({n} blocks: {names}); use 0..{n - 1} or -{n}..-1")
-        return (self.layer % n) + 1
+        return (int(layer) % n) + 1
+
+    def _fused_stops(self, backbone) -> list[int] | None:
+        """For ``layer=[...]``: the block index of each listed layer (None otherwise)."""
+        if not isinstance(self.layer, (list, tuple)):
+            return None
+        if not self.layer:
+            raise ValueError("layer=[] names no block; give at least one index or block name, "
+                             "or None for the last block")
+        stops = [self._stop(backbone, layer) for layer in self.layer]
+        stops = [backbone.n_blocks if stop is None else stop for stop in stops]
+        taps = [stop - 1 for stop in stops]
+        if len(set(taps)) != len(taps):
+            names = [backbone.block_names[t] for t in taps]
+            raise ValueError(f"layer={list(self.layer)!r} names a block twice ({names}); list "
+                             f"each block once")
+        return taps
+
+    def _pool(self, backbone, stop: int):
+        """``(stop, pool)``: the backbone's own pool for its last block, else a block pool."""
+        if stop == backbone.n_blocks and self.pooling == "avg" \
+                and backbone.pool_for_block is None and isinstance(backbone.pool, GlobalPool):
+            return stop, backbone.pool
+        return stop, backbone.block_pool(stop - 1, self.pooling)
 
     def fit(self, X, y=None):
         """Resolve and load the backbone; check ``X`` fits it."""
@@ -146,9 +191,14 @@ class FeatureExtractor(PlainStateMixin, TransformerMixin, BaseEstimator):
         self._set_model_key()
         if isinstance(source, VectorInput):
             self.n_features_in_ = source.n_features
-        out = self._transform_source(source.__class__(source.items[:1]) if isinstance(
-            source, VectorInput) else _head(source), use_cache=False)
+        sample = source.__class__(source.items[:1]) if isinstance(source, VectorInput) \
+            else _head(source)
+        # fused layers: run it (no disk cache), so the extractor records each block's width
+        out = self._run(sample) if isinstance(self.stop_, tuple) else self._transform_source(
+            sample, use_cache=False)
         self.n_features_out_ = out.shape[1]
+        if isinstance(self.stop_, tuple):  # columns per fused block, from that one sample
+            self.fused_widths_ = list(self.extractor_.widths)
         return self
 
     def _build(self, source, weights) -> None:
@@ -156,15 +206,22 @@ class FeatureExtractor(PlainStateMixin, TransformerMixin, BaseEstimator):
         device = resolve_device(self.device)
         with seeded(self.random_state if self.random_state is not None else 0):
             backbone = make_backbone(self.backbone, weights, source, self.image_size)
-        stop = self._stop(backbone)
-        if stop is None or stop == backbone.n_blocks and self.pooling == "avg" \
-                and backbone.pool_for_block is None and isinstance(backbone.pool, GlobalPool):
-            stop, pool = backbone.n_blocks, backbone.pool
+        taps = self._fused_stops(backbone)
+        if taps is None:
+            stop = self._stop(backbone)
+            if stop is None:
+                stop, pool = backbone.n_blocks, backbone.pool
+            else:
+                stop, pool = self._pool(backbone, stop)
+            extractor = _Extractor(list(backbone.blocks)[:stop], pool)
         else:
-            pool = backbone.block_pool(stop - 1, self.pooling)
+            stop = max(taps) + 1
+            pools = nn.ModuleList([self._pool(backbone, tap + 1)[1] for tap in taps])
+            extractor = _Extractor(list(backbone.blocks)[:stop], pools, taps)
+            stop = tuple(taps)
         self.backbone_ = backbone
         self.preprocessor_ = preprocessor_for(backbone, self.image_size)
-        self.extractor_ = _Extractor(list(backbone.blocks)[:stop], pool).to(device).eval()
+        self.extractor_ = extractor.to(device).eval()
         if backbone.input_kind == "image":
             self.extractor_ = self.extractor_.to(memory_format=torch.channels_last)
         self.stop_ = stop
@@ -251,10 +308,20 @@ class FeatureExtractor(PlainStateMixin, TransformerMixin, BaseEstimator):
         return self.preprocessor_(t)
 
     def get_feature_names_out(self, input_features=None):
-        """``featureextractor<i>`` names, one per output column."""
+        """``featureextractor<i>`` names, one per output column.
+
+        With fused layers (``layer=[...]``): ``<block>_<pooling>_<i>`` names
+        (``layer3_avg_17``), ``i`` counting within that block's columns.
+        """
         check_is_fitted(self, "n_features_out_")
-        return np.asarray([f"featureextractor{i}" for i in range(self.n_features_out_)],
-                          dtype=object)
+        if not isinstance(self.stop_, tuple):
+            return np.asarray([f"featureextractor{i}" for i in range(self.n_features_out_)],
+                              dtype=object)
+        names = []
+        for tap, width in zip(self.stop_, self.fused_widths_):
+            block = self.backbone_.block_names[tap]
+            names += [f"{block}_{self.pooling}_{i}" for i in range(width)]
+        return np.asarray(names, dtype=object)
 
     # -- persistence (see _persist.py) --------------------------------------------------
     def __getstate__(self):

@@ -27,7 +27,9 @@ chosen by measurement (``benchmarks/finetune_quality.py``):
   would pull exactly what BitFit trains towards zero.
 * **Schedule** (``lr_schedule``, ``lr_warmup``): linear warm-up over the first
   fraction of the steps, then cosine decay to zero, stepped every batch.
-* **Label smoothing** (``label_smoothing``) in the cross-entropy loss: off by default,
+  For ``TransferRegressor`` the same warm-up is a ridge regression
+  (``warm_up_regression_head``: ``Ridge(alpha=1/C)``, closed form).
+* **Label smoothing** (``label_smoothing``, classifier only) in the cross-entropy loss: off by default,
   it cost accuracy on both benchmark tasks (it pulls the probe away from the
   logistic-regression optimum the warm-up found).
 """
@@ -43,6 +45,7 @@ from torch import nn
 
 __all__ = ["NORM_MODES", "LR_SCHEDULES", "HEAD_WARMUP", "BACKBONE_LR_SCALE", "LABEL_SMOOTHING",
            "set_norm_mode", "optimizer_groups", "LRSchedule", "scaled_lr_setter", "warm_up_head",
+           "warm_up_regression_head",
            "check_recipe_params"]
 
 NORM_MODES = ("frozen", "train")
@@ -190,6 +193,69 @@ def warm_up_head(head: nn.Module, features: torch.Tensor, target: torch.Tensor, 
         head.train(was_training)
 
 
+def warm_up_regression_head(head: nn.Module, features: torch.Tensor, target: torch.Tensor, *,
+                            max_iter: int, C: float,
+                            sample_weight: torch.Tensor | None = None) -> float:
+    """Fit ``head`` alone on pooled backbone features, as a ridge regression would.
+
+    The objective is scikit-learn's ``Ridge(alpha=1 / C)``: the (weighted) sum of
+    squared errors over samples and targets plus ``1 / C * ||W||^2`` (biases
+    unpenalised), divided by the total weight. A head that is a single Linear
+    (after an optional Dropout) gets the closed-form solution, in float64;
+    a head with a hidden layer gets ``max_iter`` full-batch L-BFGS iterations on
+    the same objective. Dropout is off meanwhile. Returns the final objective.
+    """
+    target = target.reshape(len(target), -1).to(features.dtype)
+    linears = [m for m in head.modules() if isinstance(m, nn.Linear)]
+    if len(linears) == 1:
+        return _ridge_closed_form(linears[0], head, features, target, C, sample_weight)
+    weights = [p for p in head.parameters() if p.ndim > 1]
+    total = float(len(target)) if sample_weight is None else float(sample_weight.sum())
+    optimizer = torch.optim.LBFGS(list(head.parameters()), lr=1.0, max_iter=int(max_iter),
+                                  history_size=20, tolerance_grad=1e-6,
+                                  tolerance_change=1e-10, line_search_fn="strong_wolfe")
+
+    def objective():
+        optimizer.zero_grad(set_to_none=True)
+        errors = ((head(features) - target) ** 2).sum(1)
+        errors = errors if sample_weight is None else errors * sample_weight
+        loss = (errors.sum() + 1.0 / C * sum((w ** 2).sum() for w in weights)) / total
+        loss.backward()
+        return loss
+
+    was_training = head.training
+    head.eval()
+    try:
+        with torch.enable_grad():
+            optimizer.step(objective)
+            return float(objective().detach())
+    finally:
+        head.train(was_training)
+
+
+def _ridge_closed_form(linear: nn.Linear, head: nn.Module, features, target, C: float,
+                       sample_weight) -> float:
+    """``Ridge(alpha=1/C)`` solved exactly into ``linear`` (weighted, centred intercept)."""
+    X = features.detach().to(torch.float64)
+    Y = target.detach().to(torch.float64)
+    w = torch.ones(len(X), dtype=torch.float64, device=X.device) if sample_weight is None \
+        else sample_weight.detach().to(torch.float64)
+    total = w.sum()
+    x_mean = (w[:, None] * X).sum(0) / total
+    y_mean = (w[:, None] * Y).sum(0) / total
+    Xc, Yc = X - x_mean, Y - y_mean
+    gram = Xc.T @ (w[:, None] * Xc)
+    gram += torch.eye(gram.shape[0], dtype=gram.dtype, device=gram.device) / C
+    coef = torch.linalg.solve(gram, Xc.T @ (w[:, None] * Yc))  # (n_features, n_targets)
+    intercept = y_mean - x_mean @ coef
+    with torch.no_grad():
+        linear.weight.copy_(coef.T.to(linear.weight.dtype))
+        linear.bias.copy_(intercept.to(linear.bias.dtype))
+        errors = ((X @ coef + intercept - Y) ** 2).sum(1)
+        objective = ((w * errors).sum() + (coef ** 2).sum() / C) / total
+    return float(objective)
+
+
 def _check_choice(value, name: str, options) -> None:
     if value not in options:
         raise ValueError(f"{name}={value!r} is not one of {list(options)}")
@@ -218,4 +284,5 @@ def check_recipe_params(est) -> None:
         raise ValueError(f"head_warmup_C must be > 0, got {est.head_warmup_C!r}")
     _check_number(est.backbone_lr_scale, "backbone_lr_scale", 0, math.inf)
     _check_number(est.lr_warmup, "lr_warmup", 0, 1)
-    _check_number(est.label_smoothing, "label_smoothing", 0, 1)
+    if hasattr(est, "label_smoothing"):  # classifiers only
+        _check_number(est.label_smoothing, "label_smoothing", 0, 1)

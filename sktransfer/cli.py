@@ -172,6 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", metavar="PNG", default=None,
                    help="also write the learning curve to this PNG file")
     p.add_argument("--quiet", "-q", action="store_true", help="no epoch table")
+    p.add_argument("--task", choices=["classification", "regression"], default="classification",
+                   help="regression fits a TransferRegressor to a numeric label column of a "
+                   ".csv file (a column of image paths or texts); default: %(default)s")
     _add_model_options(p)
     p.set_defaults(func=cmd_fit)
 
@@ -252,11 +255,35 @@ def _read_csv(path: str, columns: list[str]) -> list[list[str]]:
     return [list(col) for col in zip(*rows)]
 
 
+def _numeric_targets(path: str, column: str, values: list[str]):
+    """A CSV column as float targets; the first non-number is named with its line."""
+    import numpy as np
+
+    out = np.empty(len(values), dtype=np.float64)
+    for line, value in enumerate(values, start=2):
+        try:
+            out[line - 2] = float(value)
+        except ValueError:
+            out[line - 2] = np.nan
+        if not np.isfinite(out[line - 2]):
+            raise CLIError(f"{path!r} line {line}: {value!r} in column {column!r} is not a "
+                           f"finite number; --task regression needs a numeric target in "
+                           f"every row")
+    return out
+
+
 def _load_folder(image_dir: str, args=None):
     import numpy as np
 
     from ._data import load_image_folder
 
+    if getattr(args, "task", "classification") == "regression":
+        if not _is_csv(image_dir):
+            raise CLIError(f"--task regression needs a .csv file with a numeric target column "
+                           f"(--label-column) and a column of image paths or texts "
+                           f"(--text-column); {image_dir!r} is not a .csv file")
+        texts, values = _read_csv(image_dir, [args.text_column, args.label_column])
+        return texts, _numeric_targets(image_dir, args.label_column, values)
     if _is_csv(image_dir):
         texts, labels = _read_csv(image_dir, [args.text_column, args.label_column])
         labels = np.asarray(labels)
@@ -280,7 +307,7 @@ def _class_counts(labels):
 
 
 def _classifier(args, **overrides):
-    from . import TransferClassifier
+    from . import TransferClassifier, TransferRegressor
 
     params = dict(backbone=args.backbone, weights=args.weights,
                   freeze_depth=args.freeze_depth, freeze_strategy=args.freeze_strategy,
@@ -290,6 +317,8 @@ def _classifier(args, **overrides):
                   device=args.device, random_state=args.seed)
     params.update({f"freeze_strategy__{k}": v for k, v in args.strategy_option})
     params.update(overrides)
+    if getattr(args, "task", "classification") == "regression":
+        return TransferRegressor(**params)
     return TransferClassifier(**params)
 
 
@@ -420,10 +449,15 @@ def cmd_fit(args) -> int:
         _check_output(args.plot)
     paths, labels = _load_folder(args.image_dir, args)
     _check_backbone(args.backbone)
-    classes, counts = _class_counts(labels)
+    regression = args.task == "regression"
+    if regression:
+        what = (f"a numeric target (mean {labels.mean():.4g}, std {labels.std():.4g})")
+    else:
+        classes, counts = _class_counts(labels)
+        what = f"{len(classes)} classes: " + ", ".join(f"{c} ({n})"
+                                                       for c, n in zip(classes, counts))
     print(f"fitting {args.backbone} (freeze_depth={args.freeze_depth}, freeze_strategy="
-          f"{args.freeze_strategy}) on {len(paths)} samples of {len(classes)} classes: "
-          + ", ".join(f"{c} ({n})" for c, n in zip(classes, counts)), file=sys.stderr)
+          f"{args.freeze_strategy}) on {len(paths)} samples of {what}", file=sys.stderr)
     clf = _classifier(args, verbose=0 if args.quiet else 1)
     start = time.perf_counter()
     # skorch's epoch table goes to stdout via print; keep stdout for results
@@ -432,7 +466,8 @@ def cmd_fit(args) -> int:
         interrupted.check()
     elapsed = time.perf_counter() - start
     _save_model(clf, args.out)
-    print(f"training accuracy {clf.score(paths, labels):.3f}; fit took {elapsed:.1f} s; "
+    metric = "R^2" if regression else "accuracy"
+    print(f"training {metric} {clf.score(paths, labels):.3f}; fit took {elapsed:.1f} s; "
           f"model written to {args.out}")
     if args.plot:
         from .plotting import plot_history
@@ -482,8 +517,21 @@ def cmd_predict(args) -> int:
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means "not a model"
         raise CLIError(f"cannot read model {args.model!r}: {type(exc).__name__}: {exc}") \
             from exc
+    from ._regressor import TransferRegressor
+
+    if isinstance(clf, TransferRegressor) and hasattr(clf, "target_mean_"):
+        pred = clf.predict(files).reshape(len(files), -1)
+        with _raw_file_names(sys.stdout):
+            writer = csv.writer(sys.stdout, lineterminator="\n")
+            if args.header:
+                names = ["prediction"] if pred.shape[1] == 1 else [
+                    f"prediction{i}" for i in range(pred.shape[1])]
+                writer.writerow(["text" if texts is not None else "path", *names])
+            for path, row in zip(files, pred):
+                writer.writerow([path, *(f"{v:.6g}" for v in row)])
+        return 0
     if not hasattr(clf, "predict_proba") or not hasattr(clf, "classes_"):
-        raise CLIError(f"{args.model!r} does not hold a fitted classifier "
+        raise CLIError(f"{args.model!r} does not hold a fitted classifier or regressor "
                        f"({type(clf).__name__})")
     proba = clf.predict_proba(files)
     best = np.argmax(proba, axis=1)

@@ -387,3 +387,41 @@ def test_predict_refuses_a_fifo(capsys, model_file, tmp_path):
     os.mkfifo(fifo)
     code, _, err = run(capsys, "predict", model_file, fifo)
     assert_one_line_error(code, err, contains="named pipe")
+
+
+# -- regression: a CSV with a numeric target column -----------------------------------
+def _regression_csv(image_dir, tmp_path, values=None):
+    files = sorted(str(p) for p in image_dir.rglob("*.png"))
+    values = values or [f"{10.0 * ('red' in Path(f).name) + i:.1f}" for i, f in enumerate(files)]
+    data = tmp_path / "targets.csv"
+    with open(data, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["path", "size"])
+        writer.writerows(zip(files, values))
+    return data, files
+
+
+def test_fit_and_predict_regression_from_a_csv_of_image_paths(capsys, image_dir, tmp_path):
+    data, files = _regression_csv(image_dir, tmp_path)
+    model = tmp_path / "reg.joblib"
+    code, out, err = run(capsys, "fit", data, "--task", "regression", "--text-column", "path",
+                         "--label-column", "size", *FAST_FIT, "--out", model, "--quiet")
+    assert code == 0, err
+    assert "training R^2" in out and "numeric target" in err
+    code, out, err = run(capsys, "predict", model, data, "--text-column", "path")
+    assert code == 0, err
+    rows = list(csv.reader(io.StringIO(out)))
+    assert rows[0] == ["text", "prediction"] and len(rows) == 1 + len(files)  # as for labels
+    assert [r[0] for r in rows[1:]] == files and all(np.isfinite(float(r[1])) for r in rows[1:])
+
+
+def test_regression_needs_a_csv_of_numbers(capsys, image_dir, tmp_path):
+    code, _, err = run(capsys, "fit", image_dir, "--task", "regression", *FAST_FIT,
+                       "--out", tmp_path / "m.joblib")
+    assert_one_line_error(code, err, contains="needs a .csv file")
+    values = ["1.5"] * 11 + ["big"]
+    data, _ = _regression_csv(image_dir, tmp_path, values)
+    code, _, err = run(capsys, "fit", data, "--task", "regression", "--text-column", "path",
+                       "--label-column", "size", *FAST_FIT, "--out", tmp_path / "m.joblib")
+    assert_one_line_error(code, err, contains="line 13: 'big' in column 'size'")
+    assert not (tmp_path / "m.joblib").exists()
