@@ -169,28 +169,10 @@ def warm_up_head(head: nn.Module, features: torch.Tensor, target: torch.Tensor, 
     the linear probe a practitioner trains first. Dropout is off meanwhile.
     Returns the final objective.
     """
-    weights = [p for p in head.parameters() if p.ndim > 1]
-    total = float(len(target)) if sample_weight is None else float(sample_weight.sum())
-    optimizer = torch.optim.LBFGS(list(head.parameters()), lr=1.0, max_iter=int(max_iter),
-                                  history_size=20, tolerance_grad=1e-6,
-                                  tolerance_change=1e-10, line_search_fn="strong_wolfe")
-
-    def objective():
-        optimizer.zero_grad(set_to_none=True)
-        losses = nn.functional.cross_entropy(head(features), target, reduction="none")
-        losses = losses if sample_weight is None else losses * sample_weight
-        loss = losses.sum() / total + 0.5 / (C * total) * sum((w ** 2).sum() for w in weights)
-        loss.backward()
-        return loss
-
-    was_training = head.training
-    head.eval()
-    try:
-        with torch.enable_grad():
-            optimizer.step(objective)
-            return float(objective().detach())
-    finally:
-        head.train(was_training)
+    return _fit_head_lbfgs(
+        head, features,
+        lambda out: nn.functional.cross_entropy(out, target, reduction="none"),
+        0.5 / C, max_iter, sample_weight)
 
 
 def warm_up_regression_head(head: nn.Module, features: torch.Tensor, target: torch.Tensor, *,
@@ -209,17 +191,28 @@ def warm_up_regression_head(head: nn.Module, features: torch.Tensor, target: tor
     linears = [m for m in head.modules() if isinstance(m, nn.Linear)]
     if len(linears) == 1:
         return _ridge_closed_form(linears[0], head, features, target, C, sample_weight)
+    return _fit_head_lbfgs(head, features, lambda out: ((out - target) ** 2).sum(1), 1.0 / C,
+                           max_iter, sample_weight)
+
+
+def _fit_head_lbfgs(head: nn.Module, features, per_sample, penalty: float, max_iter: int,
+                    sample_weight) -> float:
+    """Full-batch L-BFGS on ``(sum_i w_i * per_sample(head(X))_i + penalty * ||W||^2) / sum w``.
+
+    ``W`` are the head's weights (biases unpenalised); dropout is off meanwhile.
+    Returns the final objective.
+    """
     weights = [p for p in head.parameters() if p.ndim > 1]
-    total = float(len(target)) if sample_weight is None else float(sample_weight.sum())
+    total = float(len(features)) if sample_weight is None else float(sample_weight.sum())
     optimizer = torch.optim.LBFGS(list(head.parameters()), lr=1.0, max_iter=int(max_iter),
                                   history_size=20, tolerance_grad=1e-6,
                                   tolerance_change=1e-10, line_search_fn="strong_wolfe")
 
     def objective():
         optimizer.zero_grad(set_to_none=True)
-        errors = ((head(features) - target) ** 2).sum(1)
-        errors = errors if sample_weight is None else errors * sample_weight
-        loss = (errors.sum() + 1.0 / C * sum((w ** 2).sum() for w in weights)) / total
+        losses = per_sample(head(features))
+        losses = losses if sample_weight is None else losses * sample_weight
+        loss = (losses.sum() + penalty * sum((w ** 2).sum() for w in weights)) / total
         loss.backward()
         return loss
 
