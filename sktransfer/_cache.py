@@ -32,7 +32,7 @@ from collections import OrderedDict
 import numpy as np
 import torch
 
-from ._data import _orientation
+from ._data._decode import orientation as _orientation
 
 __all__ = ["LRUCache", "ACTIVATIONS", "FEATURES", "sample_keys", "data_fingerprint",
            "stage_fingerprints", "clear_caches", "prefix_activations", "activation_bytes"]

@@ -395,7 +395,7 @@ def _head(source):
 
 
 def _slice_view(view):
-    from ._data import _ArrayView
+    from ._data._arrays import _ArrayView
 
     return _ArrayView(view.array[:1], view.layout)
 

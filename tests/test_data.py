@@ -246,16 +246,16 @@ def test_large_folder_is_decoded_lazily(tmp_path):
             Image.fromarray(rng.randint(0, 255, (64, 64, 3), dtype=np.uint8)).save(
                 tmp_path / c / f"{i}.png")
     paths, labels = load_image_folder(tmp_path)
-    import sktransfer._data as data
+    import sktransfer._data._decode as data
 
     loaded = []
-    real = data._decode_path
+    real = data.decode_path
 
     def counting(path, *args):
         loaded.append(path)
         return real(path, *args)
 
-    data._decode_path = counting
+    data.decode_path = counting
     try:
         # head_warmup=0: uncached, the warm-up would add one (inference) pass of its own
         clf = TransferClassifier("tiny_cnn", weights=None, freeze_depth=0, max_epochs=1,
@@ -265,7 +265,7 @@ def test_large_folder_is_decoded_lazily(tmp_path):
         clf.fit(paths, labels)
         after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     finally:
-        data._decode_path = real
+        data.decode_path = real
     assert len(loaded) == len(paths)  # each file decoded once per epoch, in the loader
     assert isinstance(clf._fit_source, type(None))
     # 300 decoded 64x64 float images would be 14 MiB; the peak grows far less than a

@@ -1,0 +1,31 @@
+"""Input adapters: whatever the user holds -> validated, lazily decoded samples.
+
+Accepted ``X``:
+
+* numpy arrays ``(N, H, W, C)``, ``(N, C, H, W)`` or ``(N, H, W)`` and the same
+  as torch tensors (``_arrays``: dtypes, value ranges, layouts);
+* 2-D arrays ``(N, F)`` for backbones that take vectors;
+* lists, tuples, object arrays or pandas Series of file paths (``str`` or
+  ``Path``), decoded lazily, one sample at a time, in the data loader (``_decode``);
+* lists of PIL images of any size and mode;
+* a one-column DataFrame or ``(N, 1)`` object array of paths or PIL images (what
+  ``df[["image"]]`` and ``ColumnTransformer`` hand over) is that column;
+* texts, for a backbone that takes them (``sktransfer._text``).
+
+One module per step: ``_inputs`` (``as_input``: validation, the input kinds),
+``_arrays``, ``_decode`` (files and PIL images), ``_preprocess`` (channels,
+resize / crop, normalisation, datasets and batching), ``_augment`` and
+``_folders`` (``load_image_folder``). The caller's ``X`` is never modified.
+"""
+
+from .._text import TextInput, TextPreprocessor
+from ._arrays import MAX_ASPECT_RATIO, torch_ready
+from ._augment import make_augment
+from ._folders import IMAGE_EXTENSIONS, load_image_folder
+from ._inputs import ImageInput, VectorInput, as_input
+from ._preprocess import PairCollate, Preprocessor, SampleDataset, collate_samples, split_batch
+
+__all__ = ["ImageInput", "VectorInput", "TextInput", "as_input", "SampleDataset", "Preprocessor",
+           "TextPreprocessor", "collate_samples", "split_batch", "PairCollate",
+           "load_image_folder", "make_augment", "IMAGE_EXTENSIONS", "MAX_ASPECT_RATIO",
+           "torch_ready"]

@@ -1,0 +1,102 @@
+"""Folders of images: one sub-folder per class, links followed safely."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+__all__ = ["load_image_folder", "IMAGE_EXTENSIONS"]
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm",
+                    ".pgm", ".pbm", ".jfif")
+
+
+def load_image_folder(path, extensions: Sequence[str] | None = None):
+    """Paths and labels from a one-sub-folder-per-class layout.
+
+    ``root/cat/1.jpg, root/dog/2.png`` -> ``(["root/cat/1.jpg", ...], ["cat", ...])``,
+    like torchvision's ``ImageFolder``. Files whose extension is not an image
+    extension (or not in ``extensions``) are skipped; hidden files and folders
+    too. Paths are sorted, so the result is deterministic.
+
+    Folder links are followed only inside ``root``: a link that leads out of
+    ``root``, back to ``root`` or to one of its own parents (a cycle, e.g.
+    ``root/zz -> root``), or to a folder already listed is skipped with a
+    warning that names it, so no image is listed twice or under a bogus label.
+    Links to single files are followed.
+
+    Returns
+    -------
+    paths : list of str
+    labels : numpy array of str
+    """
+    root = Path(os.fspath(path)).expanduser()
+    if not root.exists():
+        raise FileNotFoundError(f"image folder not found: {str(root)!r}")
+    if not root.is_dir():
+        raise NotADirectoryError(f"{str(root)!r} is not a folder; expected one sub-folder per "
+                                 f"class")
+    exts = tuple(e.lower() if e.startswith(".") else "." + e.lower()
+                 for e in (extensions or IMAGE_EXTENSIONS))
+    root_real = os.path.realpath(root)
+    listed = _real_tree(root)
+    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    paths, labels = [], []
+    for class_dir in class_dirs:
+        if class_dir.is_symlink() and not _follow_link(class_dir, root_real, listed):
+            continue
+        files = sorted(_image_files_under(class_dir, root_real, listed, exts))
+        paths += files
+        labels += [class_dir.name] * len(files)
+    if not paths:
+        raise ValueError(f"no image files ({', '.join(exts)}) found in class sub-folders of "
+                         f"{str(root)!r}; expected root/<class>/<image>")
+    return paths, np.asarray(labels)
+
+
+def _real_tree(root: Path) -> set:
+    """Real paths of ``root`` and every non-hidden folder under it, links not followed."""
+    tree = set()
+    for dirpath, dirnames, _ in os.walk(root):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        tree.add(os.path.realpath(dirpath))
+    return tree
+
+
+def _follow_link(link: Path, root_real: str, listed: set) -> bool:
+    """Whether to walk the folder link ``link``; warns when it will not.
+
+    Followed only to a folder inside the root that is listed nowhere else (for
+    example a hidden store folder); the target is then recorded as listed.
+    """
+    real = os.path.realpath(link)
+    if os.path.commonpath([real, os.path.realpath(link.parent)]) == real:
+        problem = "leads back to a folder that contains it (a link cycle)"
+    elif os.path.commonpath([real, root_real]) != root_real:
+        problem = f"leads out of the image folder, to {real!r}"
+    elif real in listed:
+        problem = f"leads to {real!r}, which is already listed"
+    else:
+        listed.add(real)
+        return True
+    warnings.warn(f"load_image_folder: skipped folder link {str(link)!r}: it {problem}. Copy "
+                  f"or move the images into the folder instead.", UserWarning, stacklevel=3)
+    return False
+
+
+def _image_files_under(folder: Path, root_real: str, listed: set, exts) -> list[str]:
+    files = []
+    for entry in os.scandir(folder):
+        if entry.name.startswith("."):
+            continue
+        child = folder / entry.name
+        if entry.is_dir():
+            if not entry.is_symlink() or _follow_link(child, root_real, listed):
+                files += _image_files_under(child, root_real, listed, exts)
+        elif entry.is_file() and child.suffix.lower() in exts:
+            files.append(str(child))
+    return files

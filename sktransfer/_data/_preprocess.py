@@ -1,0 +1,154 @@
+"""Decoded samples -> network input: channels, resize / crop, normalisation, batching."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+from .._text import TextPreprocessor
+from ._inputs import ImageInput
+
+__all__ = ["Preprocessor", "SampleDataset", "collate_samples", "split_batch", "PairCollate"]
+
+
+class Preprocessor:
+    """Float (C, H, W) sample in [0, 1] -> what the backbone expects.
+
+    Fixes the channel count (gray -> RGB, RGBA -> RGB, RGB -> gray), resizes
+    the shorter side to ``resize_size``, centre-crops ``crop_size`` and
+    normalises. Works on single samples and on (N, C, H, W) batches.
+    """
+
+    def __init__(self, preprocessing, in_channels: int, min_size: int | None = None):
+        self.p = preprocessing
+        self.in_channels = in_channels
+        self.min_size = min_size  # the backbone's min_input_size, for images kept at their size
+        self.mean = torch.tensor(preprocessing.mean, dtype=torch.float32).view(-1, 1, 1)
+        self.std = torch.tensor(preprocessing.std, dtype=torch.float32).view(-1, 1, 1)
+
+    def fix_channels(self, x: torch.Tensor) -> torch.Tensor:
+        c = x.shape[-3]
+        if c == self.in_channels:
+            return x
+        if c == 4:
+            x, c = x[..., :3, :, :], 3
+        if c == self.in_channels:
+            return x
+        if c == 1 and self.in_channels == 3:
+            return x.expand(*x.shape[:-3], 3, *x.shape[-2:])
+        if c == 3 and self.in_channels == 1:
+            w = torch.tensor([0.299, 0.587, 0.114], dtype=x.dtype).view(3, 1, 1)
+            return (x * w).sum(-3, keepdim=True)
+        raise ValueError(f"an image has {x.shape[-3]} channels; this backbone takes "
+                         f"{self.in_channels}")
+
+    def resize_crop(self, x: torch.Tensor) -> torch.Tensor:
+        p = self.p
+        if p.crop_size is None:
+            if self.min_size is not None and min(x.shape[-2:]) < self.min_size:
+                raise ValueError(f"an image is {x.shape[-2]}x{x.shape[-1]} pixels; this backbone "
+                                 f"takes at least {self.min_size}x{self.min_size}. Pass "
+                                 f"image_size >= {self.min_size} to resize the images")
+            return x
+        h, w = x.shape[-2:]
+        resize = p.resize_size or p.crop_size
+        if min(h, w) != resize:
+            scale = resize / min(h, w)
+            size = (max(p.crop_size, round(h * scale)), max(p.crop_size, round(w * scale)))
+            batch = x if x.dim() == 4 else x[None]
+            mode = "bicubic" if p.interpolation == "bicubic" else "bilinear"
+            batch = F.interpolate(batch, size=size, mode=mode, align_corners=False,
+                                  antialias=True)
+            if mode == "bicubic":
+                batch = batch.clamp(0, 1)
+            x = batch if x.dim() == 4 else batch[0]
+            h, w = size
+        top, left = (h - p.crop_size) // 2, (w - p.crop_size) // 2
+        return x[..., top:top + p.crop_size, left:left + p.crop_size]
+
+    @property
+    def min_side(self) -> int | None:
+        """The short side images are resized to (None: no resizing)."""
+        return None if self.p.crop_size is None else (self.p.resize_size or self.p.crop_size)
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean.to(x.device)) / self.std.to(x.device)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self.normalize(self.resize_crop(self.fix_channels(x)))
+
+
+class SampleDataset(Dataset):
+    """Images (or vectors) + optional encoded labels, decoded and preprocessed per item.
+
+    ``augment`` (a callable on the float (C, H, W) tensor in [0, 1], after
+    resizing and before normalisation) runs only when given, i.e. while fitting.
+    With ``sample_weight``, an item's X is ``{"x": x, "sample_weight": w}``, so
+    each batch carries the weights of its own samples.
+    """
+
+    def __init__(self, source, y=None, preprocessor: Preprocessor | None = None,
+                 augment: Callable | None = None, sample_weight: np.ndarray | None = None):
+        self.source = source
+        self.y = y
+        self.preprocessor = preprocessor
+        self.augment = augment
+        self.sample_weight = sample_weight
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, index):
+        if isinstance(self.source, ImageInput) and self.preprocessor is not None:
+            x = self.source.load(int(index), self.preprocessor.min_side)
+        else:
+            x = self.source.load(int(index))
+        if isinstance(self.preprocessor, TextPreprocessor):
+            x = self.preprocessor(x)
+        elif self.preprocessor is not None:
+            pre = self.preprocessor
+            x = pre.resize_crop(pre.fix_channels(x))
+            if self.augment is not None:
+                x = self.augment(x)
+                if not isinstance(x, torch.Tensor):
+                    raise TypeError(f"augment must return a torch tensor, got "
+                                    f"{type(x).__name__}")
+            x = pre.normalize(x)
+        y = torch.tensor(-1 if self.y is None else self.y[index])
+        if self.sample_weight is not None:
+            return {"x": x.contiguous(), "sample_weight": torch.tensor(
+                self.sample_weight[index])}, y
+        return x.contiguous(), y
+
+
+def collate_samples(samples: list, preprocessor=None) -> torch.Tensor:
+    """Per-sample tensors -> one batch: stacked, or padded when the kind needs it (text)."""
+    if isinstance(preprocessor, TextPreprocessor):
+        return preprocessor.collate(samples)
+    return torch.stack(samples)
+
+
+def split_batch(batch: torch.Tensor, preprocessor=None) -> list:
+    """The inverse of :func:`collate_samples`: one tensor per sample (unpadded)."""
+    if isinstance(preprocessor, TextPreprocessor):
+        return preprocessor.split(batch)
+    return list(batch)
+
+
+class PairCollate:
+    """A data loader's ``collate_fn`` for ``(x, y)`` items (picklable, for workers)."""
+
+    def __init__(self, preprocessor=None):
+        self.preprocessor = preprocessor
+
+    def __call__(self, items):
+        xs, ys = zip(*items)
+        if isinstance(xs[0], dict):  # {"x": x, "sample_weight": w} (see SampleDataset)
+            return ({"x": collate_samples([x["x"] for x in xs], self.preprocessor),
+                     "sample_weight": torch.stack([x["sample_weight"] for x in xs])},
+                    torch.stack(list(ys)))
+        return collate_samples(list(xs), self.preprocessor), torch.stack(list(ys))
