@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+import weakref
 from collections import OrderedDict
 
 import numpy as np
@@ -80,16 +81,39 @@ def stage_fingerprints(stages) -> list[bytes]:
     running = b"prefix"
     out = []
     for stage in stages:
-        h = hashlib.blake2b(running, digest_size=16)
-        h.update(type(stage).__name__.encode())
-        for name, t in stage.state_dict().items():
-            h.update(name.encode())
-            h.update(str((t.dtype, tuple(t.shape))).encode())
-            h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().data
-                     if t.numel() else b"")
-        running = h.digest()
+        running = _digest(running, _stage_digest(stage))
         out.append(running)
     return out
+
+
+#: stage -> (signature of its tensors, digest of its type and state), see _stage_digest
+_STAGE_DIGESTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _stage_digest(stage) -> bytes:
+    """Hash of a stage's type and state (parameters and buffers, names, dtypes, values).
+
+    Hashing a large prefix costs ~0.1 s (resnet18), which a small ``predict`` call
+    should not pay each time, so the hash is kept while every tensor of the stage
+    is the same object, at the same address, with the same autograd version
+    counter: an optimizer step, ``load_state_dict`` or any in-place operation
+    bumps that counter. Writing through ``param.data`` bypasses it; call
+    :func:`clear_caches` after changing weights that way.
+    """
+    tensors = stage.state_dict(keep_vars=True)
+    signature = tuple((name, id(t), t.data_ptr(), t._version) for name, t in tensors.items())
+    memo = _STAGE_DIGESTS.get(stage)
+    if memo is not None and memo[0] == signature:
+        return memo[1]
+    h = hashlib.blake2b(type(stage).__name__.encode(), digest_size=16)
+    for name, t in tensors.items():
+        h.update(name.encode())
+        h.update(str((t.dtype, tuple(t.shape))).encode())
+        h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().data
+                 if t.numel() else b"")
+    digest = h.digest()
+    _STAGE_DIGESTS[stage] = (signature, digest)
+    return digest
 
 
 def _nbytes(value) -> int:
@@ -174,6 +198,7 @@ def clear_caches() -> None:
     """
     ACTIVATIONS.clear()
     FEATURES.clear()
+    _STAGE_DIGESTS.clear()
 
 
 def activation_bytes(module, samples, k: int, device, preprocessor=None) -> int:

@@ -155,6 +155,10 @@ class TransferClassifier(TransferBase, NeuralNetClassifier):
         The strategy instance used for the fit.
     cache_used_ : bool
         Whether the last fit trained on cached prefix activations.
+    cache_depth_ : int
+        How many leading stages the last fit cached (0: none). Predictions look
+        these stages' outputs up in the same cache (computing only the missing
+        ones), so cross-validation scores folds without re-running them.
     n_features_in_ : int
         Columns of X (vector backbones only).
 

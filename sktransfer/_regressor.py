@@ -57,7 +57,7 @@ train_split, device, verbose
         The standardisation of ``y`` learnt in ``fit``.
     n_outputs_ : int
         Number of target columns.
-    module_, backbone_, freeze_depth_, freezer_, cache_used_, n_features_in_
+    module_, backbone_, freeze_depth_, freezer_, cache_used_, cache_depth_, n_features_in_
         As for :class:`~sktransfer.TransferClassifier`.
 
     Examples

@@ -457,16 +457,14 @@ class TransferBase(PlainStateMixin, TransformerMixin):
         k = self._cache_depth(X) if hasattr(X, "load") and not isinstance(
             X, _ActivationInput) else 0
         self.cache_used_ = k > 0
+        self.cache_depth_ = k
         cached = self._prefix_activations(X, k) if k else None
         if getattr(self, "_initial_head", None) is not None and hasattr(X, "load"):
             self._warm_up_head(X, y, cached, k)
         if not k:
             return super().fit_loop(X, y, epochs=epochs, **fit_params)
-        self.module_.start = k
-        try:
+        with self._entering_at(k):
             return super().fit_loop(_ActivationInput(cached), y, epochs=epochs, **fit_params)
-        finally:
-            self.module_.start = 0
 
     # -- data plumbing ----------------------------------------------------------------
     def get_dataset(self, X, y=None):
@@ -528,9 +526,42 @@ class TransferBase(PlainStateMixin, TransformerMixin):
                              f"expecting {self.n_features_in_} features as input.")
         return source
 
+    def _prediction_input(self, source):
+        """``(input, start)`` for predicting on ``source``: its cached frozen-prefix
+        activations and the stage they enter at, or ``(source, 0)``.
+
+        When the last fit trained on cached prefix activations, prediction looks
+        the same prefix up in the shared cache and computes (and stores) only the
+        missing rows: in cross-validation the validation samples of one fold are
+        training samples of the others, so their rows are usually there already,
+        and those a fold computes serve the next folds' fits. The rows come from
+        the current weights (the cache key is their fingerprint) in eval mode,
+        which is how a prediction runs the prefix anyway. Skipped when the rows
+        would not fit in ``cache_memory``.
+        """
+        k = getattr(self, "cache_depth_", 0)
+        if not k or self.cache is False or not hasattr(source, "load") \
+                or isinstance(source, _ActivationInput):
+            return source, 0
+        ACTIVATIONS.set_max_bytes(self.cache_memory)
+        if self._activation_bytes(source, k) > self.cache_memory:
+            return source, 0
+        return _ActivationInput(self._prefix_activations(source, k)), k
+
+    @contextlib.contextmanager
+    def _entering_at(self, start: int):
+        """The network takes its input at stage ``start`` (see ``TransferNet.start``)."""
+        self.module_.start = start
+        try:
+            yield
+        finally:
+            self.module_.start = 0
+
     def forward_iter(self, X, training=False, device="cpu"):
         with self._on_device():
-            yield from super().forward_iter(X, training=training, device=device)
+            X, start = (X, 0) if training else self._prediction_input(X)
+            with self._entering_at(start):
+                yield from super().forward_iter(X, training=training, device=device)
 
     def transform(self, X):
         """Features of the fine-tuned backbone (its pooled output, the head's input).
@@ -544,11 +575,12 @@ class TransferBase(PlainStateMixin, TransformerMixin):
         outs = []
         with self._on_device():
             self.module_.eval()
+            source, start = self._prediction_input(source)
             dataset = self.get_dataset(source)
             with torch.inference_mode():
                 for x, _ in self.get_iterator(dataset, training=False):
                     with self._autocast():
-                        out = self.module_.forward_prefix(x.to(self.device), stop)
+                        out = self.module_.forward_prefix(x.to(self.device), stop, start)
                     outs.append(out.float().cpu())
         return torch.cat(outs).numpy()
 

@@ -155,3 +155,49 @@ def test_activation_budget_follows_the_latest_fit_and_can_be_released(images):
     assert "clear_caches" in sktransfer.__all__ and sktransfer.clear_caches.__doc__
     sktransfer.clear_caches()
     assert ACTIVATIONS.nbytes == 0 and len(ACTIVATIONS) == 0
+
+
+def test_prediction_reuses_the_cached_prefix_and_equals_the_full_forward(images, monkeypatch):
+    X, y = images
+    clf = TransferClassifier("tiny_cnn", weights=None, freeze_depth=3, max_epochs=2,
+                             batch_size=8, device="cpu", random_state=0).fit(X[:30], y[:30])
+    assert clf.cache_depth_ == 3
+    pushed = _count_prefix_work(monkeypatch)
+    proba = clf.predict_proba(X)  # 30 rows cached by the fit, 10 new ones
+    features = clf.transform(X)
+    from_pixels = sum(n for start, stop, n in pushed if start == 0 and n > 1)
+    assert from_pixels == 10  # only the samples the fit never saw, once, then stored
+    assert all(start == 3 for start, stop, n in pushed if stop == clf.module_.n_blocks + 1)
+    pushed.clear()
+    clf.set_params(cache=False)  # the plain path: every sample through the whole network
+    np.testing.assert_allclose(clf.predict_proba(X), proba, atol=1e-5)
+    np.testing.assert_allclose(clf.transform(X), features, atol=1e-5)
+    assert sum(n for start, stop, n in pushed if start == 0) == 2 * len(X)
+
+
+def test_prediction_after_changing_frozen_weights_does_not_serve_stale_rows(images):
+    import torch
+
+    X, y = images
+    clf = TransferClassifier("tiny_cnn", weights=None, freeze_depth=2, max_epochs=1,
+                             device="cpu", random_state=0).fit(X, y)
+    before = clf.predict_proba(X)
+    with torch.no_grad():  # in place, as an optimizer step or load_state_dict would
+        for p in clf.module_.blocks[0].parameters():
+            p.mul_(0.5)
+    after = clf.predict_proba(X)
+    clf.set_params(cache=False)
+    np.testing.assert_allclose(after, clf.predict_proba(X), atol=1e-5)
+    assert not np.allclose(after, before, atol=1e-4)
+
+
+def test_cross_validation_scores_folds_from_the_cache(images, monkeypatch):
+    X, y = images
+    pushed = _count_prefix_work(monkeypatch)
+    GridSearchCV(TransferClassifier("tiny_cnn", weights=None, max_epochs=1, device="cpu",
+                                    random_state=0),
+                 {"freeze_depth": [2, "all"]}, cv=3, refit=False).fit(X, y)
+    n_stages = 5  # tiny_cnn: 4 blocks and the pool
+    # no fold is scored by running its samples through the whole network from pixels
+    assert not [n for start, stop, n in pushed if start == 0 and stop == n_stages and n > 1]
+    assert sum(n for start, stop, n in pushed if start == 0 and n > 1) == len(X)

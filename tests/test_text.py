@@ -156,8 +156,10 @@ def test_classifier_cache_matches_uncached_and_is_shared():
     assert ACTIVATIONS.misses == misses and ACTIVATIONS.hits >= len(TEXTS)
     plain = TransferClassifier("minilm_l6", cache=False, **params).fit(TEXTS, LABELS)
     assert not plain.cache_used_
+    misses = ACTIVATIONS.misses
     np.testing.assert_allclose(cached.predict_proba(TEXTS), plain.predict_proba(TEXTS),
                                atol=1e-4)
+    assert ACTIVATIONS.misses == misses  # predicted from the rows the fit cached
     np.testing.assert_allclose(again.predict_proba(TEXTS), cached.predict_proba(TEXTS),
                                atol=1e-6)
     assert set(cached.predict(TEXTS)) <= set(LABELS)
