@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import os
 
@@ -17,9 +16,10 @@ from ._cache import FEATURES, data_fingerprint, stage_fingerprints
 from ._common import (check_source_kind, make_backbone, preprocessor_for, progress_bar,
                       read_input, resolve_device, seeded)
 from ._data import ImageInput, SampleDataset, VectorInput, torch_ready
-from ._persist import PlainStateMixin, load_module_arrays, module_arrays
+from ._persist import (PlainStateMixin, backbone_meta, load_module_arrays, module_arrays,
+                       restore_backbone_meta)
 from ._text import TextInput
-from .backbones._spec import GlobalPool, Preprocessing
+from .backbones._spec import GlobalPool
 
 __all__ = ["FeatureExtractor", "FEATURES"]
 
@@ -332,11 +332,7 @@ class FeatureExtractor(PlainStateMixin, TransformerMixin, BaseEstimator):
         if "extractor_" in self.__dict__:
             state["_network_arrays"] = module_arrays(nn.ModuleDict(
                 {"blocks": self.backbone_.blocks, "pool": self.extractor_.pool}))
-            preprocessing = self.backbone_.preprocessing
-            state["_backbone_meta"] = {
-                "weights": self.backbone_.weights,
-                "preprocessing": None if preprocessing is None else dataclasses.asdict(
-                    preprocessing)}
+            state["_backbone_meta"] = backbone_meta(self.backbone_)
         return state
 
     def __setstate__(self, state):
@@ -353,9 +349,7 @@ class FeatureExtractor(PlainStateMixin, TransformerMixin, BaseEstimator):
         load_module_arrays(nn.ModuleDict({"blocks": self.backbone_.blocks,
                                           "pool": self.extractor_.pool}), arrays,
                            "FeatureExtractor network")
-        self.backbone_.weights = meta["weights"]
-        if meta["preprocessing"] is not None:
-            self.backbone_.preprocessing = Preprocessing(**meta["preprocessing"])
+        restore_backbone_meta(self.backbone_, meta)
         self.preprocessor_ = preprocessor_for(self.backbone_, self.image_size)
         self._set_model_key()
 

@@ -31,7 +31,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["PlainStateMixin", "module_arrays", "load_module_arrays"]
+__all__ = ["PlainStateMixin", "module_arrays", "load_module_arrays", "backbone_meta",
+           "restore_backbone_meta"]
 
 
 def _restore(cls, state):
@@ -80,3 +81,22 @@ def load_module_arrays(module: torch.nn.Module, arrays: dict, what: str) -> None
                          f"{missing[:5]}, unexpected {unexpected[:5]}. Was it saved with "
                          f"another version of the backbone?")
     module.load_state_dict(tensors)
+
+
+def backbone_meta(backbone) -> dict:
+    """What a skops state keeps of a built backbone besides its arrays: the weights'
+    name and the preprocessing (which pretrained weights may define)."""
+    import dataclasses
+
+    preprocessing = backbone.preprocessing
+    return {"weights": backbone.weights,
+            "preprocessing": None if preprocessing is None else dataclasses.asdict(preprocessing)}
+
+
+def restore_backbone_meta(backbone, meta: dict) -> None:
+    """Put :func:`backbone_meta`'s record back on a backbone rebuilt without weights."""
+    from .backbones import Preprocessing
+
+    backbone.weights = meta["weights"]
+    if meta["preprocessing"] is not None:
+        backbone.preprocessing = Preprocessing(**meta["preprocessing"])

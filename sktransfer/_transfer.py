@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import dataclasses
 import numbers
 
 import numpy as np
@@ -32,11 +31,11 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from ._cache import ACTIVATIONS, activation_bytes, prefix_activations
 from ._common import check_source_kind, make_backbone, preprocessor_for, read_input, resolve_device
 from ._data import ImageInput, PairCollate, SampleDataset, VectorInput, make_augment
-from ._persist import PlainStateMixin, load_module_arrays, module_arrays
+from ._persist import (PlainStateMixin, backbone_meta, load_module_arrays, module_arrays,
+                       restore_backbone_meta)
 from ._random import FitRandomness, seeded
 from ._recipe import LRSchedule, check_recipe_params, optimizer_groups, scaled_lr_setter
 from ._sample_weight import check_sample_weight, reject_fit_params, weighted_loss
-from .backbones import Preprocessing
 from .freezing import FreezeContext, checked_frozen_prefix, checked_param_groups, make_freezer
 
 __all__ = ["TransferBase", "resolve_freeze_depth"]
@@ -614,11 +613,7 @@ class TransferBase(PlainStateMixin, TransformerMixin):
         state["history_"] = None if history is None else [dict(row) for row in history]
         if getattr(self, "initialized_", False) and hasattr(self, "module_"):
             state["_network_arrays"] = module_arrays(self.module_)
-            preprocessing = self.backbone_.preprocessing
-            state["_backbone_meta"] = {
-                "weights": self.backbone_.weights,
-                "preprocessing": None if preprocessing is None else dataclasses.asdict(
-                    preprocessing)}
+            state["_backbone_meta"] = backbone_meta(self.backbone_)
         return state
 
     def __setstate__(self, state):
@@ -647,9 +642,7 @@ class TransferBase(PlainStateMixin, TransformerMixin):
         self._initial_head = None  # the saved head is trained already
         self.history_ = History(history)
         load_module_arrays(self.module_, arrays, f"{type(self).__name__} network")
-        self.backbone_.weights = meta["weights"]
-        if meta["preprocessing"] is not None:
-            self.backbone_.preprocessing = Preprocessing(**meta["preprocessing"])
+        restore_backbone_meta(self.backbone_, meta)
         self.preprocessor_ = preprocessor_for(self.backbone_, self.image_size)
         self.augment_ = make_augment(self.augment, getattr(self.preprocessor_, "p", None)
                                      and self.preprocessor_.p.crop_size)
