@@ -163,6 +163,8 @@ def main(argv=None):
     parser.add_argument("--sizes", type=int, nargs="+", default=[8, 32, 128],
                         help="training texts per class")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="seeds first-seed .. first-seed + seeds - 1 (to split a run)")
     parser.add_argument("--n-test", type=int, default=100, help="test texts per class")
     parser.add_argument("--max-chars", type=int, default=200,
                         help="texts are docstring summaries cut to this many characters")
@@ -188,7 +190,7 @@ def main(argv=None):
     results = {}  # (size, method) -> list of (acc, seconds, note)
     for size in args.sizes:
         epochs = epochs_for(size)
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             tr, te = split(labels, size, args.n_test, seed)
             Xtr, ytr, Xte, yte = list(texts[tr]), labels[tr], list(texts[te]), labels[te]
             for method in args.methods:
