@@ -428,3 +428,107 @@ def test_large_images_are_reduced_before_float_conversion(tmp_path, ext):
     assert min(from_pil.shape[1:]) >= 64 and from_pil.numel() < 3 * 1200 * 1600 / 50
     fe = FeatureExtractor("tiny_cnn", weights=None, random_state=0).fit([str(path)])
     assert np.isfinite(fe.transform([str(path)])).all()
+
+
+# -- photos resized in uint8 while decoding (_decode, _resize) ------------------------
+def _photo(width, height, seed=0):
+    """Smooth colour gradients + grain: compresses and resizes like a photo."""
+    rng = np.random.RandomState(seed)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    base = np.stack([xx / width, yy / height, np.sin(xx / 37.0) * np.cos(yy / 23.0) * 0.5
+                     + 0.5], -1) * 200 + 20
+    base += rng.normal(0, 6, (height, width, 1)).astype(np.float32)
+    return Image.fromarray(np.clip(base, 0, 255).astype(np.uint8))
+
+
+def _preprocessor(interpolation="bilinear", crop=224, resize=256):
+    from sktransfer._data import Preprocessor
+    from sktransfer.backbones import Preprocessing
+
+    return Preprocessor(Preprocessing(crop, resize, interpolation=interpolation), 3)
+
+
+def _float_path(source, pre, i=0):
+    """The float path: decode (reduced), convert to float, then F.interpolate + crop."""
+    return pre.normalize(pre.resize_crop(pre.fix_channels(source.load(i, pre.min_side))))
+
+
+# tolerance in [0, 1] pixel units, before normalisation: the two paths differ by the
+# rounding of the resized pixels to uint8 (measured on these photos: mean 0.27/255,
+# max 1.07/255, bilinear and bicubic alike)
+MEAN_TOL, MAX_TOL = 0.5 / 255, 2.0 / 255
+
+
+@pytest.mark.parametrize("interpolation", ["bilinear", "bicubic"])
+@pytest.mark.parametrize("form", ["paths", "pil"])
+def test_photos_resized_in_uint8_match_the_float_path(tmp_path, interpolation, form):
+    from sktransfer._data import SampleDataset
+
+    pre = _preprocessor(interpolation)
+    std = pre.std.view(-1, 1, 1)
+    for width, height in ((1600, 1200), (700, 1000), (200, 150)):  # down, portrait, up
+        img = _photo(width, height)
+        path = tmp_path / f"{width}.jpg"
+        img.save(path, quality=90)
+        source = as_input([str(path)] if form == "paths" else [Image.open(path)])
+        fast = SampleDataset(source, None, pre)[0][0]
+        slow = _float_path(source, pre)
+        assert fast.shape == slow.shape == (3, 224, 224)
+        diff = ((fast - slow) * std).abs()  # back in [0, 1] pixel units
+        assert diff.mean() < MEAN_TOL and diff.max() < MAX_TOL, (width, float(diff.mean()))
+
+
+def test_a_camera_size_jpeg_decodes_to_the_crop(tmp_path, monkeypatch):
+    from sktransfer._data import SampleDataset
+    from sktransfer._data import _decode
+
+    path = tmp_path / "camera.jpg"
+    _photo(4000, 3000).save(path, quality=90)
+    pre = _preprocessor()
+    seen = []
+    real = _decode._uint8_to_tensor
+    monkeypatch.setattr(_decode, "_uint8_to_tensor",
+                        lambda img: seen.append(img.size) or real(img))
+    x, _ = SampleDataset(as_input([str(path)]), None, pre)[0]
+    assert tuple(x.shape) == (3, 224, 224)
+    assert seen == [(224, 224)]  # only the crop ever became a float tensor
+    slow = _float_path(as_input([str(path)]), pre)
+    assert ((x - slow) * pre.std.view(-1, 1, 1)).abs().mean() < MEAN_TOL
+
+
+def test_resizing_while_decoding_keeps_exif_orientation_and_modes(tmp_path):
+    from sktransfer._data import SampleDataset
+
+    pre = _preprocessor(crop=32, resize=40)
+    pixels = np.zeros((200, 400, 3), np.uint8)  # landscape as stored
+    pixels[:, :200, 0] = 255  # left half red
+    img = Image.fromarray(pixels)
+    exif = img.getexif()
+    exif[0x0112] = 6  # displayed as a portrait, red on top
+    path = tmp_path / "portrait.jpg"
+    img.save(path, exif=exif, quality=95)
+    x = SampleDataset(as_input([str(path)]), None, pre)[0][0] * pre.std + pre.mean
+    assert x[0, :12].mean() > 0.8 and x[0, 20:].mean() < 0.2
+    photo = _photo(120, 90)
+    for image in (photo.convert("RGBA"), photo.convert("P"), photo.convert("LA"),
+                  photo.convert("L"), photo.convert("CMYK"),
+                  Image.fromarray((np.asarray(photo.convert("L"), np.uint16) * 257))):
+        source = as_input([image])
+        fast = SampleDataset(source, None, pre)[0][0]
+        assert tuple(fast.shape) == (3, 32, 32), image.mode
+        assert ((fast - _float_path(source, pre)) * pre.std).abs().mean() < MEAN_TOL, image.mode
+
+
+def test_augment_sees_the_resized_crop_of_a_photo_file(tmp_path):
+    path = tmp_path / "photo.jpg"
+    _photo(640, 480).save(path, quality=90)
+    shapes = []
+
+    def augment(x):
+        shapes.append((tuple(x.shape), float(x.min()), float(x.max())))
+        return x.flip(-1)
+
+    clf = TransferClassifier("tiny_cnn", weights=None, image_size=24, augment=augment,
+                             max_epochs=1, device="cpu", random_state=0)
+    clf.fit([str(path)] * 4, ["a", "b"] * 2)
+    assert shapes and all(s == (3, 24, 24) and 0 <= lo and hi <= 1 for s, lo, hi in shapes)

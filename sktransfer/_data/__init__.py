@@ -14,7 +14,8 @@ Accepted ``X``:
 
 One module per step: ``_inputs`` (``as_input``: validation, the input kinds),
 ``_arrays``, ``_decode`` (files and PIL images), ``_preprocess`` (channels,
-resize / crop, normalisation, datasets and batching), ``_augment`` and
+resize / crop, normalisation, datasets and batching), ``_resize`` (the resize +
+centre crop, for float tensors and for 8-bit PIL images), ``_augment`` and
 ``_folders`` (``load_image_folder``). The caller's ``X`` is never modified.
 """
 
