@@ -438,10 +438,10 @@ def main(argv=None) -> int:
         child(args)
         return 0
     work = tempfile.mkdtemp(prefix="sktransfer-bench-folder-")
+    keep = args.keep_folder and not args.folder  # a folder passed in is never removed
     try:
         return _measure(args, work)
     finally:
-        keep = args.keep_folder and not args.folder
         if keep:
             shutil.rmtree(os.path.join(work, "weights"), ignore_errors=True)
             print(f"folder kept: {os.path.join(work, 'photos')}")
