@@ -223,7 +223,7 @@ def activation_bytes(module, samples, k: int, device, preprocessor=None) -> int:
 
 def prefix_activations(module, source, samples, k: int, context: str, *, batch_size: int,
                        device, verbose: bool = False, store: bool = True,
-                       preprocessor=None) -> list[torch.Tensor]:
+                       preprocessor=None, num_workers: int = 0) -> list[torch.Tensor]:
     """Outputs of stages ``0..k-1`` of ``module`` for every sample, via :data:`ACTIVATIONS`.
 
     ``source`` gives the per-sample keys, ``samples`` (a dataset of preprocessed
@@ -233,7 +233,9 @@ def prefix_activations(module, source, samples, k: int, context: str, *, batch_s
     point, so a deeper candidate reuses a shallower one's work. ``store=False``
     computes without filling the cache (``cache=False``). Rows are stored and
     returned one per sample, unpadded: ``preprocessor`` pads a batch of texts
-    and splits the output again (images are simply stacked).
+    and splits the output again (images are simply stacked). The samples to
+    compute are read through a data loader with ``num_workers`` decoding
+    processes (pinned memory on CUDA).
     """
     from ._common import progress_bar
     from ._data import collate_samples, split_batch
@@ -256,12 +258,15 @@ def prefix_activations(module, source, samples, k: int, context: str, *, batch_s
     was_training = module.training
     module.eval()
     bar = progress_bar(len(todo), f"caching frozen blocks 0..{k - 1}", verbose)
+    loaded = None if inputs is not None else iter(_input_loader(
+        samples, todo, batch_size, num_workers, device, preprocessor))
     try:
         with torch.inference_mode():
             for lo in range(0, len(todo), batch_size):
                 idx = todo[lo:lo + batch_size]
-                batch = collate_samples([samples[i][0] for i in idx] if inputs is None
-                                        else inputs[lo:lo + len(idx)], preprocessor)
+                batch = next(loaded)[0] if inputs is None else collate_samples(
+                    inputs[lo:lo + len(idx)], preprocessor)
+                batch = batch.to(device, non_blocking=True)
                 out = module.forward_prefix(batch.to(device), k, start).cpu()
                 for i, row in zip(idx, split_batch(out, preprocessor)):
                     rows[i] = row.clone()
@@ -274,3 +279,15 @@ def prefix_activations(module, source, samples, k: int, context: str, *, batch_s
         if bar is not None:
             bar.close()
     return rows
+
+
+def _input_loader(samples, indices, batch_size: int, num_workers: int, device, preprocessor):
+    """Batches of ``samples[indices]`` in order, decoded by ``num_workers`` processes."""
+    from torch.utils.data import DataLoader, Subset
+
+    from ._data import PairCollate
+
+    # a private generator: no loader draws from torch's global one (see _random)
+    return DataLoader(Subset(samples, indices), batch_size=batch_size, shuffle=False,
+                      num_workers=num_workers, collate_fn=PairCollate(preprocessor),
+                      pin_memory=str(device).startswith("cuda"), generator=torch.Generator())

@@ -126,6 +126,17 @@ class TransferClassifier(TransferBase, NeuralNetClassifier):
         Fraction of the steps spent warming the learning rate up, in [0, 1).
     label_smoothing : float, default=0.0
         Label smoothing of the cross-entropy loss, in [0, 1).
+    num_workers : "auto" or int, default="auto"
+        Data-loader worker processes decoding the images, for training,
+        prediction and the frozen-prefix cache. ``"auto"``: for a list of image
+        file paths, ``min(CPU cores, 8, number of batches)`` (0 when that is 1);
+        for in-memory inputs (arrays, PIL images, vectors, texts) 0, where
+        workers would only add the cost of moving each sample between
+        processes. An int is used as given. The workers of a fit persist across
+        its epochs; on CUDA batches come in pinned memory. skorch's
+        ``iterator_train__num_workers`` / ``iterator_valid__num_workers``, when
+        set, win over this for their loaders (the training one also for the
+        cache).
     lr : float, default=1e-3
     max_epochs : int, default=10
     batch_size : int, default=32
@@ -182,7 +193,7 @@ class TransferClassifier(TransferBase, NeuralNetClassifier):
                  amp=False, *, norm_mode="frozen", head_warmup=HEAD_WARMUP,
                  head_warmup_C=1.0, backbone_lr_scale=BACKBONE_LR_SCALE,
                  lr_schedule="cosine", lr_warmup=0.1, label_smoothing=LABEL_SMOOTHING,
-                 module=TransferNet, criterion=torch.nn.CrossEntropyLoss,
+                 num_workers="auto", module=TransferNet, criterion=torch.nn.CrossEntropyLoss,
                  optimizer=torch.optim.AdamW, lr=1e-3, max_epochs=10, batch_size=32,
                  train_split=None, device="auto", verbose=0, **kwargs):
         super().__init__(
@@ -190,8 +201,8 @@ class TransferClassifier(TransferBase, NeuralNetClassifier):
             head_dropout, cache, cache_memory, random_state, amp, norm_mode=norm_mode,
             head_warmup=head_warmup, head_warmup_C=head_warmup_C,
             backbone_lr_scale=backbone_lr_scale, lr_schedule=lr_schedule, lr_warmup=lr_warmup,
-            module=module, criterion=criterion, optimizer=optimizer, lr=lr,
-            max_epochs=max_epochs, batch_size=batch_size, train_split=train_split,
+            num_workers=num_workers, module=module, criterion=criterion, optimizer=optimizer,
+            lr=lr, max_epochs=max_epochs, batch_size=batch_size, train_split=train_split,
             device=device, verbose=verbose, **kwargs)
         self.label_smoothing = label_smoothing
 

@@ -15,7 +15,8 @@ from torch.utils.data import DataLoader
 from ._cache import FEATURES, data_fingerprint, stage_fingerprints
 from ._common import (check_source_kind, make_backbone, preprocessor_for, progress_bar,
                       read_input, resolve_device, seeded)
-from ._data import ImageInput, SampleDataset, VectorInput, torch_ready
+from ._data import (ImageInput, SampleDataset, VectorInput, check_num_workers,
+                    resolve_num_workers, torch_ready)
 from ._persist import (PlainStateMixin, backbone_meta, load_module_arrays, module_arrays,
                        restore_backbone_meta)
 from ._text import TextInput
@@ -92,8 +93,12 @@ class FeatureExtractor(PlainStateMixin, TransformerMixin, BaseEstimator):
     batch_size : int, default=64
     device : str, default="auto"
         ``"auto"`` uses CUDA when available.
-    num_workers : int, default=0
-        Data-loader workers decoding image files.
+    num_workers : "auto" or int, default="auto"
+        Data-loader worker processes decoding the images. ``"auto"``: for a
+        list of image file paths, ``min(CPU cores, 8, number of batches)``
+        (0 when that is 1); for in-memory inputs (arrays, PIL images, vectors,
+        texts) 0, where workers would only add the cost of moving each sample
+        between processes. An int is used as given.
     cache : bool, default=True
         Remember the features of data already transformed (in this process),
         so the repeated ``transform`` of a grid search costs nothing.
@@ -121,7 +126,7 @@ class FeatureExtractor(PlainStateMixin, TransformerMixin, BaseEstimator):
     """
 
     def __init__(self, backbone="resnet18", weights="DEFAULT", layer=None, pooling="avg",
-                 image_size=None, batch_size=64, device="auto", num_workers=0, cache=True,
+                 image_size=None, batch_size=64, device="auto", num_workers="auto", cache=True,
                  memory=None, random_state=None, verbose=0):
         self.backbone = backbone
         self.weights = weights
@@ -183,6 +188,7 @@ class FeatureExtractor(PlainStateMixin, TransformerMixin, BaseEstimator):
         """Resolve and load the backbone; check ``X`` fits it."""
         if not isinstance(self.batch_size, (int, np.integer)) or self.batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {self.batch_size!r}")
+        check_num_workers(self.num_workers)
         if self.pooling not in GlobalPool.MODES + ("cls",):
             raise ValueError(f"pooling={self.pooling!r} is not one of "
                              f"{GlobalPool.MODES + ('cls',)}")
@@ -269,13 +275,14 @@ class FeatureExtractor(PlainStateMixin, TransformerMixin, BaseEstimator):
         try:
             if isinstance(source, TextInput):
                 return self._run_text(source, bar)
-            if source.form in ("array", "vector") and self.num_workers == 0:
+            workers = resolve_num_workers(self.num_workers, source, self.batch_size)
+            if source.form in ("array", "vector") and workers == 0:
                 batches = (self._array_batch(source, lo)
                            for lo in range(0, len(source), self.batch_size))
                 return _compute(self.extractor_, batches, device, bar)
             # a private generator: a loader must not draw from torch's global one (_random.py)
             loader = DataLoader(SampleDataset(source, None, self.preprocessor_),
-                                batch_size=self.batch_size, num_workers=self.num_workers,
+                                batch_size=self.batch_size, num_workers=workers,
                                 pin_memory=device.startswith("cuda"),
                                 generator=torch.Generator())
             return _compute(self.extractor_, loader, device, bar)

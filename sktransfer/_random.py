@@ -7,9 +7,12 @@ generator per process (per device on CUDA). Reseeding it around a whole fit, as
 interleaved order and end up with different models. So each fit owns its random
 streams, :class:`FitRandomness`, derived from ``random_state``:
 
-* **data-loader shuffling and loader-worker seeds** come from a private
-  ``torch.Generator`` handed to the ``DataLoader`` (torch takes both from it), so
-  they never touch the global generator;
+* **data-loader shuffling** comes from a private ``torch.Generator`` handed to
+  the loader's ``RandomSampler``, and **loader-worker seeds** from a second one
+  handed to the ``DataLoader``, so neither touches the global generator. Two,
+  not one: a loader draws worker seeds once per epoch without workers but once
+  per fit with persistent workers, so a shared generator would make the order
+  of the samples depend on the number of workers;
 * **network construction** (random init of the backbone and the new head),
   **dropout** in each training forward pass, and **augmentation** of each sample
   in the main process still need the global generator, because
@@ -21,7 +24,7 @@ streams, :class:`FitRandomness`, derived from ``random_state``:
   prediction and the frozen-prefix cache run in parallel.
 
 Inside a data-loader *worker process* the global generator belongs to that worker
-and torch has already seeded it from the fit's loader generator, so augmentation
+and torch has already seeded it from the fit's worker generator, so augmentation
 there runs without the lock. Code outside sktransfer that draws from torch's
 global generator in another thread while a fit runs is not covered.
 """
@@ -110,6 +113,8 @@ class FitRandomness:
         self._devices = _cuda_devices(device)
         self.init_seed = _as_seed(init)
         self.loader_generator = torch.Generator().manual_seed(_as_seed(shuffle))
+        (workers,) = shuffle.spawn(1)
+        self.worker_generator = torch.Generator().manual_seed(_as_seed(workers))
         self._dropout = np.random.default_rng(dropout)
         self._augment = np.random.default_rng(augment)
 
@@ -140,7 +145,7 @@ class _SeededAugment:
     def __call__(self, x):
         if torch.utils.data.get_worker_info() is not None:
             # a loader worker process: its global generator is its own, seeded by torch
-            # from the fit's loader generator
+            # from the fit's worker generator
             return self.augment(x)
         with _global_seed(int(self.rng.integers(2**62)), []):
             return self.augment(x)

@@ -36,8 +36,8 @@ class TransferRegressor(TransferBase, NeuralNetRegressor):
     ----------
     backbone, weights, freeze_depth, freeze_strategy, image_size, augment, \
 head_hidden, head_dropout, cache, cache_memory, random_state, amp, norm_mode, \
-backbone_lr_scale, lr_schedule, lr_warmup, lr, max_epochs, batch_size, optimizer, \
-train_split, device, verbose
+backbone_lr_scale, lr_schedule, lr_warmup, num_workers, lr, max_epochs, batch_size, \
+optimizer, train_split, device, verbose
         As for :class:`~sktransfer.TransferClassifier`.
     target_scaling : bool, default=True
         Standardise each target column inside ``fit`` (see above).
@@ -79,7 +79,7 @@ train_split, device, verbose
                  head_dropout=0.0, cache="auto", cache_memory=2 << 30, random_state=None,
                  amp=False, *, target_scaling=True, norm_mode="frozen", head_warmup=HEAD_WARMUP,
                  head_warmup_C=1.0, backbone_lr_scale=BACKBONE_LR_SCALE,
-                 lr_schedule="cosine", lr_warmup=0.1, module=TransferNet,
+                 lr_schedule="cosine", lr_warmup=0.1, num_workers="auto", module=TransferNet,
                  criterion=torch.nn.MSELoss, optimizer=torch.optim.AdamW, lr=1e-3,
                  max_epochs=10, batch_size=32, train_split=None, device="auto", verbose=0,
                  **kwargs):
@@ -88,8 +88,8 @@ train_split, device, verbose
             head_dropout, cache, cache_memory, random_state, amp, norm_mode=norm_mode,
             head_warmup=head_warmup, head_warmup_C=head_warmup_C,
             backbone_lr_scale=backbone_lr_scale, lr_schedule=lr_schedule, lr_warmup=lr_warmup,
-            module=module, criterion=criterion, optimizer=optimizer, lr=lr,
-            max_epochs=max_epochs, batch_size=batch_size, train_split=train_split,
+            num_workers=num_workers, module=module, criterion=criterion, optimizer=optimizer,
+            lr=lr, max_epochs=max_epochs, batch_size=batch_size, train_split=train_split,
             device=device, verbose=verbose, **kwargs)
         self.target_scaling = target_scaling
 

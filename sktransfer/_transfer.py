@@ -26,11 +26,12 @@ import torch
 from sklearn.base import TransformerMixin
 from sklearn.exceptions import NotFittedError
 from skorch.history import History
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader, Dataset, RandomSampler, Subset
 
 from ._cache import ACTIVATIONS, activation_bytes, prefix_activations
 from ._common import check_source_kind, make_backbone, preprocessor_for, read_input, resolve_device
-from ._data import ImageInput, PairCollate, SampleDataset, VectorInput, make_augment
+from ._data import (ImageInput, PairCollate, SampleDataset, VectorInput, check_num_workers,
+                    dataset_source, loader_options, make_augment, resolve_num_workers)
 from ._persist import (PlainStateMixin, backbone_meta, load_module_arrays, module_arrays,
                        restore_backbone_meta)
 from ._random import FitRandomness, seeded
@@ -133,8 +134,8 @@ class TransferBase(PlainStateMixin, TransformerMixin):
     def __init__(self, backbone, weights, freeze_depth, freeze_strategy, image_size, augment,
                  head_hidden, head_dropout, cache, cache_memory, random_state, amp, *,
                  norm_mode, head_warmup, head_warmup_C, backbone_lr_scale, lr_schedule,
-                 lr_warmup, module, criterion, optimizer, lr, max_epochs, batch_size,
-                 train_split, device, verbose, **kwargs):
+                 lr_warmup, num_workers, module, criterion, optimizer, lr, max_epochs,
+                 batch_size, train_split, device, verbose, **kwargs):
         super().__init__(module, criterion=criterion, optimizer=optimizer, lr=lr,
                          max_epochs=max_epochs, batch_size=batch_size, train_split=train_split,
                          device=device, verbose=verbose, **kwargs)
@@ -156,6 +157,7 @@ class TransferBase(PlainStateMixin, TransformerMixin):
         self.backbone_lr_scale = backbone_lr_scale
         self.lr_schedule = lr_schedule
         self.lr_warmup = lr_warmup
+        self.num_workers = num_workers
 
     # -- the target: supplied by the subclass ------------------------------------------
     def _encode_target(self, y, n_samples: int, fitting: bool):
@@ -207,6 +209,7 @@ class TransferBase(PlainStateMixin, TransformerMixin):
 
     # -- fitting ----------------------------------------------------------------------
     def _prepare_fit(self, X, y, fitting: bool):
+        check_num_workers(self.num_workers)
         source = read_input(X, self.backbone if fitting else getattr(self, "backbone_",
                                                                      self.backbone))
         y_enc = self._encode_target(y, len(source), fitting)
@@ -357,9 +360,19 @@ class TransferBase(PlainStateMixin, TransformerMixin):
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
+    def _to_device(self, x):
+        """A batch (tensor, or dict of tensors) on the device; from pinned memory to a
+        GPU without blocking (the copy overlaps the work queued before it)."""
+        if isinstance(x, dict):
+            return {k: self._to_device(v) for k, v in x.items()}
+        if isinstance(x, torch.Tensor):
+            return x.to(self.device, non_blocking=True)
+        return x
+
     def infer(self, x, **fit_params):
         if isinstance(x, dict) and "sample_weight" in x:  # the loss reads the weights
             x = x["x"]
+        x = self._to_device(x)
         step = contextlib.nullcontext()
         if self.module_.training:  # dropout draws from this fit's own stream
             rng = getattr(self, "_fit_rng", None)
@@ -369,6 +382,7 @@ class TransferBase(PlainStateMixin, TransformerMixin):
         return out.float() if self.amp else out
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
+        y_true = self._to_device(y_true)
         if isinstance(X, dict) and "sample_weight" in X:
             weights = torch.as_tensor(X["sample_weight"], device=y_pred.device)
             loss = weighted_loss(self.criterion_, lambda: super(TransferBase, self).get_loss(
@@ -422,7 +436,17 @@ class TransferBase(PlainStateMixin, TransformerMixin):
         return prefix_activations(
             self.module_, source, SampleDataset(source, None, self.preprocessor_), k,
             self._activation_context(), batch_size=self.batch_size, device=self.device,
-            verbose=self.verbose > 0, store=store, preprocessor=self.preprocessor_)
+            verbose=self.verbose > 0, store=store, preprocessor=self.preprocessor_,
+            num_workers=self._input_workers(source))
+
+    def _input_workers(self, source) -> int:
+        """Decoding workers for reading a fit's inputs outside skorch's loaders (the
+        frozen-prefix cache fill): an explicit ``iterator_train__num_workers`` wins."""
+        explicit = vars(self).get("iterator_train__num_workers")
+        if explicit is not None:
+            return explicit
+        return resolve_num_workers(getattr(self, "num_workers", "auto"), source,
+                                   self.batch_size)
 
     def _warm_up_head(self, X, y, cached: list | None, k: int):
         """Train the new head on pooled features of the frozen backbone (see ``_recipe``)."""
@@ -488,9 +512,10 @@ class TransferBase(PlainStateMixin, TransformerMixin):
         return train, valid
 
     def get_iterator(self, dataset, training=False):
-        # shuffling and loader-worker seeds come from the fit's own generator; evaluation
+        # shuffling and loader-worker seeds come from the fit's own generators; evaluation
         # loaders get a private one too, so no loader draws from torch's global generator
         prefix = "iterator_train__" if training else "iterator_valid__"
+        set_by_user = vars(self)
         # texts are padded per batch (images: plain stacking)
         defaults = {prefix + "generator": torch.Generator(),
                     prefix + "collate_fn": PairCollate(getattr(self, "preprocessor_", None))}
@@ -498,8 +523,25 @@ class TransferBase(PlainStateMixin, TransformerMixin):
         if training:
             defaults[prefix + "shuffle"] = True
             if rng is not None:
-                defaults[prefix + "generator"] = rng.loader_generator
-        defaults = {k: v for k, v in defaults.items() if k not in vars(self)}
+                defaults[prefix + "generator"] = rng.worker_generator
+                if not any(prefix + key in set_by_user
+                           for key in ("shuffle", "sampler", "batch_sampler")):
+                    # the order comes from a sampler of its own: a loader draws worker seeds
+                    # from its generator once per epoch without workers but once per fit with
+                    # persistent ones, so sharing one generator would tie the order of the
+                    # samples to the number of workers
+                    defaults[prefix + "shuffle"] = False
+                    defaults[prefix + "sampler"] = RandomSampler(
+                        dataset, generator=rng.loader_generator)
+        workers = set_by_user.get(prefix + "num_workers")
+        if workers is None:
+            batch_size = set_by_user.get(prefix + "batch_size", self.batch_size)
+            workers = defaults[prefix + "num_workers"] = resolve_num_workers(
+                getattr(self, "num_workers", "auto"), dataset_source(dataset),
+                len(dataset) if batch_size == -1 else batch_size)
+        for key, value in loader_options(workers, resolve_device(self.device)).items():
+            defaults[prefix + key] = value
+        defaults = {k: v for k, v in defaults.items() if k not in set_by_user}
         vars(self).update(defaults)
         try:
             return super().get_iterator(dataset, training)
@@ -579,7 +621,7 @@ class TransferBase(PlainStateMixin, TransformerMixin):
             with torch.inference_mode():
                 for x, _ in self.get_iterator(dataset, training=False):
                     with self._autocast():
-                        out = self.module_.forward_prefix(x.to(self.device), stop, start)
+                        out = self.module_.forward_prefix(self._to_device(x), stop, start)
                     outs.append(out.float().cpu())
         return torch.cat(outs).numpy()
 

@@ -14,7 +14,7 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.linear_model import LogisticRegression
 
-from sktransfer import FeatureExtractor, TransferClassifier, load_image_folder
+from sktransfer import FeatureExtractor, TransferClassifier, clear_caches, load_image_folder
 from sktransfer._data import as_input
 
 N = 12
@@ -257,9 +257,11 @@ def test_large_folder_is_decoded_lazily(tmp_path):
 
     data.decode_path = counting
     try:
-        # head_warmup=0: uncached, the warm-up would add one (inference) pass of its own
+        # head_warmup=0: uncached, the warm-up would add one (inference) pass of its own;
+        # num_workers=0: decoded in this process, where the count is kept
         clf = TransferClassifier("tiny_cnn", weights=None, freeze_depth=0, max_epochs=1,
-                                 batch_size=32, device="cpu", cache=False, head_warmup=0)
+                                 batch_size=32, device="cpu", cache=False, head_warmup=0,
+                                 num_workers=0)
         gc.collect()
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         clf.fit(paths, labels)
@@ -428,3 +430,211 @@ def test_large_images_are_reduced_before_float_conversion(tmp_path, ext):
     assert min(from_pil.shape[1:]) >= 64 and from_pil.numel() < 3 * 1200 * 1600 / 50
     fe = FeatureExtractor("tiny_cnn", weights=None, random_state=0).fit([str(path)])
     assert np.isfinite(fe.transform([str(path)])).all()
+
+
+# -- photos resized in uint8 while decoding (_decode, _resize) ------------------------
+def _photo(width, height, seed=0):
+    """Smooth colour gradients + grain: compresses and resizes like a photo."""
+    rng = np.random.RandomState(seed)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    base = np.stack([xx / width, yy / height, np.sin(xx / 37.0) * np.cos(yy / 23.0) * 0.5
+                     + 0.5], -1) * 200 + 20
+    base += rng.normal(0, 6, (height, width, 1)).astype(np.float32)
+    return Image.fromarray(np.clip(base, 0, 255).astype(np.uint8))
+
+
+def _preprocessor(interpolation="bilinear", crop=224, resize=256):
+    from sktransfer._data import Preprocessor
+    from sktransfer.backbones import Preprocessing
+
+    return Preprocessor(Preprocessing(crop, resize, interpolation=interpolation), 3)
+
+
+def _float_path(source, pre, i=0):
+    """The float path: decode (reduced), convert to float, then F.interpolate + crop."""
+    return pre.normalize(pre.resize_crop(pre.fix_channels(source.load(i, pre.min_side))))
+
+
+# tolerance in [0, 1] pixel units, before normalisation: the two paths differ by the
+# rounding of the resized pixels to uint8 (measured on these photos: mean 0.27/255,
+# max 1.07/255, bilinear and bicubic alike)
+MEAN_TOL, MAX_TOL = 0.5 / 255, 2.0 / 255
+
+
+@pytest.mark.parametrize("interpolation", ["bilinear", "bicubic"])
+@pytest.mark.parametrize("form", ["paths", "pil"])
+def test_photos_resized_in_uint8_match_the_float_path(tmp_path, interpolation, form):
+    from sktransfer._data import SampleDataset
+
+    pre = _preprocessor(interpolation)
+    std = pre.std.view(-1, 1, 1)
+    for width, height in ((1600, 1200), (700, 1000), (200, 150)):  # down, portrait, up
+        img = _photo(width, height)
+        path = tmp_path / f"{width}.jpg"
+        img.save(path, quality=90)
+        source = as_input([str(path)] if form == "paths" else [Image.open(path)])
+        fast = SampleDataset(source, None, pre)[0][0]
+        slow = _float_path(source, pre)
+        assert fast.shape == slow.shape == (3, 224, 224)
+        diff = ((fast - slow) * std).abs()  # back in [0, 1] pixel units
+        assert diff.mean() < MEAN_TOL and diff.max() < MAX_TOL, (width, float(diff.mean()))
+
+
+def test_a_camera_size_jpeg_decodes_to_the_crop(tmp_path, monkeypatch):
+    from sktransfer._data import SampleDataset
+    from sktransfer._data import _decode
+
+    path = tmp_path / "camera.jpg"
+    _photo(4000, 3000).save(path, quality=90)
+    pre = _preprocessor()
+    seen = []
+    real = _decode._uint8_to_tensor
+    monkeypatch.setattr(_decode, "_uint8_to_tensor",
+                        lambda img: seen.append(img.size) or real(img))
+    x, _ = SampleDataset(as_input([str(path)]), None, pre)[0]
+    assert tuple(x.shape) == (3, 224, 224)
+    assert seen == [(224, 224)]  # only the crop ever became a float tensor
+    slow = _float_path(as_input([str(path)]), pre)
+    assert ((x - slow) * pre.std.view(-1, 1, 1)).abs().mean() < MEAN_TOL
+
+
+def test_resizing_while_decoding_keeps_exif_orientation_and_modes(tmp_path):
+    from sktransfer._data import SampleDataset
+
+    pre = _preprocessor(crop=32, resize=40)
+    pixels = np.zeros((200, 400, 3), np.uint8)  # landscape as stored
+    pixels[:, :200, 0] = 255  # left half red
+    img = Image.fromarray(pixels)
+    exif = img.getexif()
+    exif[0x0112] = 6  # displayed as a portrait, red on top
+    path = tmp_path / "portrait.jpg"
+    img.save(path, exif=exif, quality=95)
+    x = SampleDataset(as_input([str(path)]), None, pre)[0][0] * pre.std + pre.mean
+    assert x[0, :12].mean() > 0.8 and x[0, 20:].mean() < 0.2
+    photo = _photo(120, 90)
+    for image in (photo.convert("RGBA"), photo.convert("P"), photo.convert("LA"),
+                  photo.convert("L"), photo.convert("CMYK"),
+                  Image.fromarray((np.asarray(photo.convert("L"), np.uint16) * 257))):
+        source = as_input([image])
+        fast = SampleDataset(source, None, pre)[0][0]
+        assert tuple(fast.shape) == (3, 32, 32), image.mode
+        assert ((fast - _float_path(source, pre)) * pre.std).abs().mean() < MEAN_TOL, image.mode
+
+
+def test_augment_sees_the_resized_crop_of_a_photo_file(tmp_path):
+    path = tmp_path / "photo.jpg"
+    _photo(640, 480).save(path, quality=90)
+    shapes = []
+
+    def augment(x):
+        shapes.append((tuple(x.shape), float(x.min()), float(x.max())))
+        return x.flip(-1)
+
+    clf = TransferClassifier("tiny_cnn", weights=None, image_size=24, augment=augment,
+                             max_epochs=1, device="cpu", random_state=0)
+    clf.fit([str(path)] * 4, ["a", "b"] * 2)
+    assert shapes and all(s == (3, 24, 24) and 0 <= lo and hi <= 1 for s, lo, hi in shapes)
+
+
+# -- decoding workers (_loader) -------------------------------------------------------
+@pytest.fixture(scope="module")
+def photo_files(tmp_path_factory):
+    """16 small JPEG photos in two classes (the first redder), as paths + labels."""
+    root = tmp_path_factory.mktemp("photos")
+    paths, labels = [], []
+    for i in range(16):
+        img = np.asarray(_photo(64 + 8 * (i % 3), 48, seed=i)).copy()
+        if i % 2 == 0:
+            img[..., 0] = 255
+        path = root / f"{i}.jpg"
+        Image.fromarray(img).save(path, quality=90)
+        paths.append(str(path))
+        labels.append("red" if i % 2 == 0 else "other")
+    return paths, np.array(labels)
+
+
+@pytest.mark.parametrize("freeze_depth", [0, "all"])  # skorch's loaders / the cache fill
+def test_workers_fit_and_transform_like_the_main_process(photo_files, freeze_depth,
+                                                         monkeypatch):
+    import sktransfer._cache as cache
+
+    paths, y = photo_files
+    weights = np.linspace(0.5, 2.0, len(paths))
+    fill_workers = []
+    real = cache._input_loader
+    monkeypatch.setattr(cache, "_input_loader", lambda *a: fill_workers.append(a[3]) or real(*a))
+    results = {}
+    for workers in (0, 2):
+        clear_caches()  # each fit computes its cached activations itself
+        clf = TransferClassifier("tiny_cnn", weights=None, image_size=24,
+                                 freeze_depth=freeze_depth, max_epochs=2, batch_size=4,
+                                 head_warmup=3, random_state=0, device="cpu",
+                                 num_workers=workers).fit(paths, y, sample_weight=weights)
+        results[workers] = (clf.predict_proba(paths), clf.transform(paths),
+                            clf.history[:, "train_loss"])
+        loader = clf.get_iterator(clf.get_dataset(as_input(paths), y), training=True)
+        assert loader.num_workers == workers
+        assert loader.persistent_workers == (workers > 0)
+    assert fill_workers == [0, 2]  # the cache fill / the head warm-up's features
+    for a, b in zip(results[0], results[2]):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    features = [FeatureExtractor("tiny_cnn", weights=None, image_size=24, batch_size=4,
+                                 random_state=0, num_workers=w).fit_transform(paths)
+                for w in (0, 2)]
+    np.testing.assert_allclose(features[0], features[1], rtol=1e-5, atol=1e-6)
+
+
+def test_num_workers_auto_decodes_files_in_workers_only(photo_files, base, monkeypatch):
+    from sktransfer._data import _loader, resolve_num_workers
+
+    paths, _ = photo_files
+    monkeypatch.setattr(_loader, "available_cpus", lambda: 6)
+    assert resolve_num_workers("auto", as_input(paths), 4) == 4  # one per batch at most
+    assert resolve_num_workers("auto", as_input(paths), 2) == 6  # the cores
+    assert resolve_num_workers("auto", as_input(paths), 16) == 0  # one batch: this process
+    assert resolve_num_workers("auto", as_input(paths * 40), 2) == 6
+    monkeypatch.setattr(_loader, "available_cpus", lambda: 64)
+    assert resolve_num_workers("auto", as_input(paths * 40), 2) == _loader.AUTO_MAX_WORKERS
+    X, _ = base
+    for in_memory in (X, [Image.fromarray(x) for x in X], np.zeros((40, 3), np.float32)):
+        assert resolve_num_workers("auto", as_input(in_memory), 2) == 0
+    assert resolve_num_workers(3, as_input(X), 2) == 3
+
+
+def test_explicit_skorch_loader_workers_win(photo_files):
+    paths, y = photo_files
+    clf = TransferClassifier("tiny_cnn", weights=None, image_size=24, max_epochs=1,
+                             batch_size=4, head_warmup=0, device="cpu", num_workers=2,
+                             iterator_train__num_workers=0, iterator_valid__num_workers=1)
+    clf.fit(paths, y)
+    dataset = clf.get_dataset(as_input(paths), y)
+    assert clf.get_iterator(dataset, training=True).num_workers == 0
+    assert not clf.get_iterator(dataset, training=True).persistent_workers
+    assert clf.get_iterator(dataset, training=False).num_workers == 1
+    assert clf._input_workers(as_input(paths)) == 0  # the cache fill follows training's
+    assert clf.predict(paths).shape == (len(paths),)
+
+
+@pytest.mark.parametrize("value, error, message", [
+    (-1, ValueError, r"num_workers must be 'auto' or an int >= 0, got -1"),
+    ("Auto", ValueError, r"num_workers='Auto' is not understood \(did you mean 'auto'\?\)"),
+    (1.5, TypeError, r"num_workers must be 'auto' or an int >= 0, got float 1.5"),
+    (True, TypeError, r"got bool True"),
+])
+def test_bad_num_workers_is_a_clear_error(base, value, error, message):
+    from sklearn.base import clone
+
+    X, y = base
+    clf = TransferClassifier("tiny_cnn", weights=None, max_epochs=1, num_workers=value)
+    assert clone(clf).get_params()["num_workers"] == value  # stored as given
+    with pytest.raises(error, match=message):
+        clf.fit(X, y)
+    with pytest.raises(error, match=message):
+        FeatureExtractor("tiny_cnn", weights=None, num_workers=value).fit(X)
+
+
+def test_num_workers_is_grid_searchable(base):
+    X, y = base
+    search = GridSearchCV(TransferClassifier("tiny_cnn", weights=None, max_epochs=1,
+                                             device="cpu"), {"num_workers": [0, "auto"]}, cv=2)
+    assert search.fit(X, y).best_params_["num_workers"] in (0, "auto")

@@ -14,7 +14,9 @@ Accepted ``X``:
 
 One module per step: ``_inputs`` (``as_input``: validation, the input kinds),
 ``_arrays``, ``_decode`` (files and PIL images), ``_preprocess`` (channels,
-resize / crop, normalisation, datasets and batching), ``_augment`` and
+resize / crop, normalisation, datasets and batching), ``_resize`` (the resize +
+centre crop, for float tensors and for 8-bit PIL images), ``_loader`` (worker
+processes and pinned memory for the data loaders), ``_augment`` and
 ``_folders`` (``load_image_folder``). The caller's ``X`` is never modified.
 """
 
@@ -23,9 +25,11 @@ from ._arrays import MAX_ASPECT_RATIO, torch_ready
 from ._augment import make_augment
 from ._folders import IMAGE_EXTENSIONS, load_image_folder
 from ._inputs import ImageInput, VectorInput, as_input
+from ._loader import check_num_workers, dataset_source, loader_options, resolve_num_workers
 from ._preprocess import PairCollate, Preprocessor, SampleDataset, collate_samples, split_batch
 
 __all__ = ["ImageInput", "VectorInput", "TextInput", "as_input", "SampleDataset", "Preprocessor",
            "TextPreprocessor", "collate_samples", "split_batch", "PairCollate",
            "load_image_folder", "make_augment", "IMAGE_EXTENSIONS", "MAX_ASPECT_RATIO",
-           "torch_ready"]
+           "torch_ready", "check_num_workers", "resolve_num_workers", "loader_options",
+           "dataset_source"]

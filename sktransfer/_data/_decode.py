@@ -1,5 +1,12 @@
 """Image files and PIL images -> float (C, H, W) tensors in [0, 1].
 
+With a :class:`~sktransfer._data._resize.ResizeCrop` (the preprocessing resizes),
+an 8-bit image is decoded at a reduced size (JPEG DCT scaling, then PIL's box
+``reduce``, to no less than twice the target side), resized and centre-cropped
+in uint8 by PIL, and only the crop becomes a float tensor: memory per image is
+bounded by the crop, whatever the photo's size. Wide modes (16-bit, float) take
+the float path: converted first, then resized with ``F.interpolate``.
+
 The rules are the same for files and PIL images: the EXIF orientation tag is
 honoured (as ``PIL.ImageOps.exif_transpose`` does); 16- and 32-bit integer modes
 (``I;16*``, ``I``) are read as 16-bit data, pixel / 65535, and a value outside
@@ -17,10 +24,12 @@ import torch
 
 from .._files import check_regular_file
 from ._arrays import _FLOAT_SLACK, _check_aspect
+from ._resize import ResizeCrop
 
 __all__ = ["decode_path", "pil_to_tensor", "reduced", "check_paths", "orientation"]
 
 _EXIF_ORIENTATION = 0x0112
+_WIDE_MODES = ("I;16", "I;16B", "I;16L", "I", "F")
 
 
 def orientation(img) -> int:
@@ -50,23 +59,35 @@ def _wide_to_tensor(img, where: str) -> torch.Tensor:
     return torch.from_numpy(arr.astype(np.float32) / 65535.0)[None]
 
 
-def pil_to_tensor(img, where: str) -> torch.Tensor:
+def pil_to_tensor(img, where: str, geometry: ResizeCrop | None = None) -> torch.Tensor:
     """A PIL image of any mode -> float (C, H, W) in [0, 1] (1 or 3 channels).
 
     Honours the EXIF orientation; wide modes are scaled by their fixed range
-    (see the module docstring), never by the image's own maximum.
+    (see the module docstring), never by the image's own maximum. With
+    ``geometry``, the result is resized and centre-cropped: 8-bit images in
+    PIL before the float conversion, wide modes after it.
     """
     if orientation(img) != 1:
         from PIL import ImageOps
 
         img = ImageOps.exif_transpose(img)
+    if img.mode in _WIDE_MODES:
+        x = _wide_to_tensor(img, where)
+        return x if geometry is None else geometry.tensor(x)
     if img.mode not in ("RGB", "L"):
-        if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-            return _wide_to_tensor(img, where)
         if img.mode in ("LA", "La"):
             img = img.getchannel(0)  # drop alpha; PIL cannot convert "La" to "L"
         else:
             img = img.convert("RGB")
+    if geometry is not None:
+        cropped = geometry.pil(img)
+        if cropped is None:  # no full crop in PIL: the float path's own behaviour
+            return geometry.tensor(_uint8_to_tensor(img))
+        img = cropped
+    return _uint8_to_tensor(img)
+
+
+def _uint8_to_tensor(img) -> torch.Tensor:
     arr = np.asarray(img, dtype=np.uint8)
     t = torch.from_numpy(arr.copy()).to(torch.float32) / 255.0
     return t[None] if t.dim() == 2 else t.permute(2, 0, 1)
@@ -92,7 +113,14 @@ def reduced(img, min_side: int | None):
         return img
 
 
-def decode_path(path: str, min_side: int | None = None) -> torch.Tensor:
+def decode_path(path: str, min_side: int | None = None,
+                geometry: ResizeCrop | None = None) -> torch.Tensor:
+    """The image file at ``path`` as float (C, H, W) in [0, 1].
+
+    ``min_side``: the short side the caller will resize to (the decode is
+    reduced to no less than twice it); ``geometry``: resize and crop it here
+    (see :func:`pil_to_tensor`).
+    """
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -101,7 +129,7 @@ def decode_path(path: str, min_side: int | None = None) -> torch.Tensor:
             if factor >= 2 and img.format == "JPEG":
                 img.draft(img.mode, (img.width // factor, img.height // factor))
             img.load()
-            return pil_to_tensor(reduced(img, min_side), path)
+            return pil_to_tensor(reduced(img, min_side), path, geometry)
     except FileNotFoundError:
         raise FileNotFoundError(f"image file not found: {path!r}") from None
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError,

@@ -15,6 +15,7 @@ import torch
 from .._text import as_text_input
 from . import _decode
 from ._arrays import _ArrayView, _array_to_tensor, _check_aspect, _check_numeric, _layout
+from ._resize import ResizeCrop
 
 __all__ = ["ImageInput", "VectorInput", "as_input"]
 
@@ -36,19 +37,27 @@ class ImageInput:
     def __len__(self) -> int:
         return len(self.items)
 
-    def load(self, index: int, min_side: int | None = None) -> torch.Tensor:
+    def load(self, index: int, min_side: int | None = None,
+             geometry: ResizeCrop | None = None) -> torch.Tensor:
         """Sample ``index`` as float (C, H, W) in [0, 1].
 
         ``min_side``: the short side the caller will resize to. A file or PIL
         image much larger than that is first reduced (JPEG DCT scaling, then
         PIL's box ``reduce``) to no less than twice it, before the float
         conversion, so a 12-megapixel photo costs megabytes, not a gigabyte.
+
+        ``geometry``: resize and centre-crop the sample here. Files and PIL
+        images in 8-bit modes are resized in uint8 by PIL and only the crop is
+        converted to float; arrays and 16-bit / float images are resized as
+        float tensors.
         """
         if self.form == "array":
-            return _array_to_tensor(self.items[index])
+            x = _array_to_tensor(self.items[index])
+            return x if geometry is None else geometry.tensor(x)
         if self.form == "paths":
-            return _decode.decode_path(self.items[index], min_side)
-        return _decode.pil_to_tensor(_decode.reduced(self.items[index], min_side), f"X[{index}]")
+            return _decode.decode_path(self.items[index], min_side, geometry)
+        return _decode.pil_to_tensor(_decode.reduced(self.items[index], min_side), f"X[{index}]",
+                                     geometry)
 
 
 class VectorInput:

@@ -6,11 +6,11 @@ from typing import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from .._text import TextPreprocessor
 from ._inputs import ImageInput
+from ._resize import ResizeCrop
 
 __all__ = ["Preprocessor", "SampleDataset", "collate_samples", "split_batch", "PairCollate"]
 
@@ -46,29 +46,23 @@ class Preprocessor:
         raise ValueError(f"an image has {x.shape[-3]} channels; this backbone takes "
                          f"{self.in_channels}")
 
-    def resize_crop(self, x: torch.Tensor) -> torch.Tensor:
+    @property
+    def geometry(self) -> ResizeCrop | None:
+        """The resize and centre crop of this preprocessing (None: images keep their size)."""
         p = self.p
         if p.crop_size is None:
+            return None
+        return ResizeCrop(p.resize_size or p.crop_size, p.crop_size, p.interpolation)
+
+    def resize_crop(self, x: torch.Tensor) -> torch.Tensor:
+        geometry = self.geometry
+        if geometry is None:
             if self.min_size is not None and min(x.shape[-2:]) < self.min_size:
                 raise ValueError(f"an image is {x.shape[-2]}x{x.shape[-1]} pixels; this backbone "
                                  f"takes at least {self.min_size}x{self.min_size}. Pass "
                                  f"image_size >= {self.min_size} to resize the images")
             return x
-        h, w = x.shape[-2:]
-        resize = p.resize_size or p.crop_size
-        if min(h, w) != resize:
-            scale = resize / min(h, w)
-            size = (max(p.crop_size, round(h * scale)), max(p.crop_size, round(w * scale)))
-            batch = x if x.dim() == 4 else x[None]
-            mode = "bicubic" if p.interpolation == "bicubic" else "bilinear"
-            batch = F.interpolate(batch, size=size, mode=mode, align_corners=False,
-                                  antialias=True)
-            if mode == "bicubic":
-                batch = batch.clamp(0, 1)
-            x = batch if x.dim() == 4 else batch[0]
-            h, w = size
-        top, left = (h - p.crop_size) // 2, (w - p.crop_size) // 2
-        return x[..., top:top + p.crop_size, left:left + p.crop_size]
+        return geometry.tensor(x)
 
     @property
     def min_side(self) -> int | None:
@@ -103,15 +97,19 @@ class SampleDataset(Dataset):
         return len(self.source)
 
     def __getitem__(self, index):
-        if isinstance(self.source, ImageInput) and self.preprocessor is not None:
-            x = self.source.load(int(index), self.preprocessor.min_side)
+        pre = self.preprocessor
+        if isinstance(self.source, ImageInput) and isinstance(pre, Preprocessor):
+            # files and PIL images are resized and cropped while decoding, in uint8;
+            # arrays fix their channels first and are resized as float tensors
+            geometry = pre.geometry if self.source.form != "array" else None
+            x = pre.fix_channels(self.source.load(int(index), pre.min_side, geometry))
+            if geometry is None:
+                x = pre.resize_crop(x)
         else:
             x = self.source.load(int(index))
-        if isinstance(self.preprocessor, TextPreprocessor):
-            x = self.preprocessor(x)
-        elif self.preprocessor is not None:
-            pre = self.preprocessor
-            x = pre.resize_crop(pre.fix_channels(x))
+        if isinstance(pre, TextPreprocessor):
+            x = pre(x)
+        elif pre is not None:
             if self.augment is not None:
                 x = self.augment(x)
                 if not isinstance(x, torch.Tensor):
