@@ -29,7 +29,8 @@ from sklearn.exceptions import NotFittedError
 from skorch.history import History
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from ._cache import ACTIVATIONS, activation_bytes, prefix_activations
+from ._cache import prefix_activations
+from ._cached_fit import ActivationDataset, Activations, CachedFit
 from ._common import check_source_kind, make_backbone, preprocessor_for, read_input, resolve_device
 from ._data import ImageInput, PairCollate, SampleDataset, VectorInput, make_augment
 from ._persist import PlainStateMixin, load_module_arrays, module_arrays
@@ -37,7 +38,7 @@ from ._random import FitRandomness, seeded
 from ._recipe import LRSchedule, check_recipe_params, optimizer_groups, scaled_lr_setter
 from ._sample_weight import check_sample_weight, reject_fit_params, weighted_loss
 from .backbones import Preprocessing
-from .freezing import FreezeContext, checked_frozen_prefix, checked_param_groups, make_freezer
+from .freezing import FreezeContext, checked_param_groups, make_freezer
 
 __all__ = ["TransferBase", "resolve_freeze_depth"]
 
@@ -101,22 +102,6 @@ def _restored_on_error(net, keep_weights: bool):
             for name, sub in net.module_.named_modules():
                 sub.training = modes[name]
         raise
-
-
-
-class _ActivationInput:
-    """Cached prefix activations standing in for X during a fit."""
-
-    form = "activations"
-
-    def __init__(self, rows: list):
-        self.items = rows  # one tensor per sample (variable length for text)
-
-    def __len__(self):
-        return len(self.items)
-
-    def load(self, index):
-        return self.items[index]
 
 
 
@@ -352,6 +337,9 @@ class TransferBase(PlainStateMixin, TransformerMixin):
         super().on_epoch_begin(net, dataset_train, dataset_valid, **kwargs)
         epoch = len(self.history) - 1 - getattr(self, "_epochs_before_fit", 0)
         self.freezer_.on_epoch_begin(self.freeze_context_, epoch)
+        cached_fit = getattr(self, "_cached_fit", None)
+        if cached_fit is not None:  # a deeper cached prefix while the strategy freezes more
+            cached_fit.begin_epoch(epoch)
 
     def _autocast(self):
         if self.amp and torch.device(self.device).type == "cuda":
@@ -386,37 +374,9 @@ class TransferBase(PlainStateMixin, TransformerMixin):
         # the target was validated and encoded in fit; skorch's check would redo it
         return None
 
-    # -- frozen-prefix cache ----------------------------------------------------------
-    def _cache_depth(self, source) -> int:
-        """How many leading stages to precompute for this fit (0 = no caching)."""
-        if self.cache not in ("auto", True, False):
-            raise ValueError(f"cache must be 'auto', True or False, got {self.cache!r}")
-        ACTIVATIONS.set_max_bytes(self.cache_memory)  # the latest fit's budget, up or down
-        if self.cache is False:
-            return 0
-        k = checked_frozen_prefix(self.freezer_, self.freeze_context_)
-        reason = None
-        if k <= 0:
-            reason = "no stage is frozen for the whole fit"
-        elif self.augment_ is not None:
-            reason = "random augmentation makes the frozen output differ every epoch"
-        if reason is None:
-            nbytes = self._activation_bytes(source, k)
-            if nbytes > self.cache_memory:
-                reason = (f"the activations need {nbytes / 2**20:.0f} MiB, more than "
-                          f"cache_memory={self.cache_memory / 2**20:.0f} MiB")
-        if reason is not None:
-            if self.cache is True:
-                raise ValueError(f"cache=True but caching is not possible: {reason}")
-            return 0
-        return k
-
+    # -- frozen-prefix cache (see _cached_fit) ---------------------------------------------
     def _activation_context(self) -> str:
         return repr((self.backbone, getattr(self.preprocessor_, "p", None)))
-
-    def _activation_bytes(self, source, k) -> int:
-        return activation_bytes(self.module_, SampleDataset(source, None, self.preprocessor_),
-                                k, self.device, self.preprocessor_)
 
     def _prefix_activations(self, source, k, store=True) -> list:
         """Outputs of stages ``0..k-1`` for every sample, via the shared cache."""
@@ -425,7 +385,7 @@ class TransferBase(PlainStateMixin, TransformerMixin):
             self._activation_context(), batch_size=self.batch_size, device=self.device,
             verbose=self.verbose > 0, store=store, preprocessor=self.preprocessor_)
 
-    def _warm_up_head(self, X, y, cached: list | None, k: int):
+    def _warm_up_head(self, X, y, cached: Activations | None, k: int):
         """Train the new head on pooled features of the frozen backbone (see ``_recipe``)."""
         initial, self._initial_head = self._initial_head, None
         self.head_warmup_loss_ = None
@@ -436,13 +396,11 @@ class TransferBase(PlainStateMixin, TransformerMixin):
         n_stages = self.module_.n_blocks + 1
         if cached is not None and k == n_stages:
             features = cached
-        elif cached is not None:
-            # the trainable stages on top of the cached prefix, once, in eval mode
-            features = self.module_.run_stages(cached, k, n_stages, self.batch_size,
-                                               self.device, self.preprocessor_)
         else:
-            features = self._prefix_activations(X, n_stages, store=self.cache is not False)
-        train, _ = self.get_split_datasets(_ActivationInput(features), y)
+            # via the cache: starts from the cached prefix, and head-only epochs reuse it
+            features = Activations(self._prefix_activations(X, n_stages,
+                                                            store=self.cache is not False))
+        train, _ = self.get_split_datasets(features, y)
         # a private generator: no loader draws from torch's global one (see _random)
         inputs, target = next(iter(DataLoader(train, batch_size=len(train),
                                               collate_fn=PairCollate(),
@@ -454,19 +412,19 @@ class TransferBase(PlainStateMixin, TransformerMixin):
                                                 target.to(self.device), weights)
 
     def fit_loop(self, X, y=None, epochs=None, **fit_params):
-        k = self._cache_depth(X) if hasattr(X, "load") and not isinstance(
-            X, _ActivationInput) else 0
-        self.cache_used_ = k > 0
-        cached = self._prefix_activations(X, k) if k else None
-        if getattr(self, "_initial_head", None) is not None and hasattr(X, "load"):
-            self._warm_up_head(X, y, cached, k)
-        if not k:
+        if not hasattr(X, "load"):  # a Dataset, or cached features (the head warm-up)
             return super().fit_loop(X, y, epochs=epochs, **fit_params)
-        self.module_.start = k
+        cached_fit = CachedFit(self, X, y)
+        self.cache_used_ = cached_fit.used
+        if getattr(self, "_initial_head", None) is not None:
+            self._warm_up_head(X, y, cached_fit.activations, cached_fit.depth)
+        self._cached_fit = cached_fit
         try:
-            return super().fit_loop(_ActivationInput(cached), y, epochs=epochs, **fit_params)
+            with cached_fit:
+                return super().fit_loop(cached_fit.dataset(), y, epochs=epochs, **fit_params)
         finally:
-            self.module_.start = 0
+            self._cached_fit = None
+            self.cache_used_ = cached_fit.used
 
     # -- data plumbing ----------------------------------------------------------------
     def get_dataset(self, X, y=None):
@@ -474,8 +432,8 @@ class TransferBase(PlainStateMixin, TransformerMixin):
             return X
         training = y is not None and getattr(self, "_fit_source", None) is not None
         weights = self._fit_sample_weight if training else None
-        if isinstance(X, _ActivationInput):
-            return SampleDataset(X, y, sample_weight=weights)
+        if isinstance(X, Activations):
+            return ActivationDataset(X, y, weights, getattr(self, "preprocessor_", None))
         if not hasattr(X, "load"):
             X = read_input(X, self.backbone_)
         augment = self._fit_rng.wrap_augment(self.augment_) if training else None
@@ -561,7 +519,7 @@ class TransferBase(PlainStateMixin, TransformerMixin):
                           dtype=object)
 
     # -- persistence (see _persist.py) --------------------------------------------------
-    _TRANSIENT = ("_fit_source", "_fit_sample_weight", "_fit_rng")
+    _TRANSIENT = ("_fit_source", "_fit_sample_weight", "_fit_rng", "_cached_fit")
 
     def _full_state(self):
         state = super().__getstate__()  # skorch: torch objects go in one pickled blob

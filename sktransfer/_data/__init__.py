@@ -23,9 +23,11 @@ from ._arrays import MAX_ASPECT_RATIO, torch_ready
 from ._augment import make_augment
 from ._folders import IMAGE_EXTENSIONS, load_image_folder
 from ._inputs import ImageInput, VectorInput, as_input
-from ._preprocess import PairCollate, Preprocessor, SampleDataset, collate_samples, split_batch
+from ._preprocess import (PairCollate, PreparedBatch, Preprocessor, SampleDataset,
+                          collate_samples, split_batch)
 
 __all__ = ["ImageInput", "VectorInput", "TextInput", "as_input", "SampleDataset", "Preprocessor",
            "TextPreprocessor", "collate_samples", "split_batch", "PairCollate",
+           "PreparedBatch",
            "load_image_folder", "make_augment", "IMAGE_EXTENSIONS", "MAX_ASPECT_RATIO",
            "torch_ready"]
