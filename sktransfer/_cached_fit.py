@@ -29,7 +29,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ._cache import ACTIVATIONS, activation_bytes, prefix_activations
-from ._data import PreparedBatch, SampleDataset, collate_samples
+from ._data import PreparedBatch, SampleDataset, TextPreprocessor, collate_samples
 from .freezing import checked_frozen_prefix, checked_frozen_prefix_at, declares_epoch_prefixes
 
 __all__ = ["Activations", "ActivationDataset", "CachedFit"]
@@ -38,14 +38,18 @@ __all__ = ["Activations", "ActivationDataset", "CachedFit"]
 class Activations:
     """The output of a frozen prefix for every sample of a fit, ready to batch.
 
-    Rows of one shape become one tensor (feature maps channels-last); rows of
-    different lengths (texts) stay a list, padded per batch by ``preprocessor``.
+    Rows that a batch simply stacks become one tensor (feature maps
+    channels-last); text rows, which a batch pads and masks (``preprocessor``),
+    stay a list, whatever their lengths.
     """
 
-    def __init__(self, rows: list[torch.Tensor]):
+    def __init__(self, rows: list[torch.Tensor], preprocessor=None):
+        self.preprocessor = preprocessor
         self._rows: list | None = None
         self._data: torch.Tensor | None = None
-        if rows and len({tuple(r.shape) for r in rows}) == 1:
+        # a text batch of pooled vectors is a plain stack too (see TextPreprocessor.collate)
+        stacked = not isinstance(preprocessor, TextPreprocessor) or (rows and rows[0].dim() == 1)
+        if rows and stacked and len({tuple(r.shape) for r in rows}) == 1:
             data = torch.stack(rows)
             self._data = (data.contiguous(memory_format=torch.channels_last)
                           if data.dim() == 4 else data)
@@ -58,13 +62,10 @@ class Activations:
     def row(self, index: int) -> torch.Tensor:
         return self._rows[index] if self._data is None else self._data[index]
 
-    def rows(self) -> list[torch.Tensor]:
-        return list(self._rows) if self._data is None else list(self._data)
-
-    def batch(self, indices, preprocessor=None) -> torch.Tensor:
+    def batch(self, indices) -> torch.Tensor:
         """Rows ``indices``, in that order, as one batch."""
         if self._data is None:
-            return collate_samples([self._rows[i] for i in indices], preprocessor)
+            return collate_samples([self._rows[i] for i in indices], self.preprocessor)
         return self._data[torch.as_tensor(indices, dtype=torch.long)]
 
 
@@ -77,10 +78,8 @@ class ActivationDataset(Dataset):
     :class:`~sktransfer._data.PreparedBatch`.
     """
 
-    def __init__(self, activations: Activations, y=None, sample_weight=None,
-                 preprocessor=None):
+    def __init__(self, activations: Activations, y=None, sample_weight=None):
         self.activations = activations
-        self.preprocessor = preprocessor
         n = len(activations)
         # copies: the loader's batches never share memory with the caller's arrays
         self._y = torch.full((n,), -1) if y is None else torch.from_numpy(np.array(y))
@@ -99,7 +98,7 @@ class ActivationDataset(Dataset):
 
     def __getitems__(self, indices) -> PreparedBatch:
         idx = torch.as_tensor(indices, dtype=torch.long)
-        x = self.activations.batch(indices, self.preprocessor)
+        x = self.activations.batch(indices)
         if self._weights is not None:
             x = {"x": x, "sample_weight": self._weights[idx]}
         return PreparedBatch(x, self._y[idx])
@@ -169,8 +168,8 @@ class CachedFit:
         self.phased = per_epoch and not persistent
         if self.frozen > 0 and self._fits(self.frozen):
             self.depth = self.frozen
-            self.activations = Activations(self.net._prefix_activations(self.source,
-                                                                        self.depth))
+            self.activations = Activations(net._prefix_activations(self.source, self.depth),
+                                           net.preprocessor_)
 
     def _fits(self, k: int) -> bool:
         """Whether the activations of stages ``0..k-1`` fit ``cache_memory`` (or raise)."""
@@ -214,7 +213,7 @@ class CachedFit:
             self._inputs.current = self._base
         else:
             rows = net._prefix_activations(self.source, target)
-            self._inputs.current = net.get_dataset(Activations(rows), self.y)
+            self._inputs.current = net.get_dataset(Activations(rows, net.preprocessor_), self.y)
             self.used = True
         net.module_.start = self.current = target
 

@@ -398,8 +398,8 @@ class TransferBase(PlainStateMixin, TransformerMixin):
             features = cached
         else:
             # via the cache: starts from the cached prefix, and head-only epochs reuse it
-            features = Activations(self._prefix_activations(X, n_stages,
-                                                            store=self.cache is not False))
+            features = Activations(self._prefix_activations(
+                X, n_stages, store=self.cache is not False), self.preprocessor_)
         train, _ = self.get_split_datasets(features, y)
         # a private generator: no loader draws from torch's global one (see _random)
         inputs, target = next(iter(DataLoader(train, batch_size=len(train),
@@ -433,7 +433,7 @@ class TransferBase(PlainStateMixin, TransformerMixin):
         training = y is not None and getattr(self, "_fit_source", None) is not None
         weights = self._fit_sample_weight if training else None
         if isinstance(X, Activations):
-            return ActivationDataset(X, y, weights, getattr(self, "preprocessor_", None))
+            return ActivationDataset(X, y, weights)
         if not hasattr(X, "load"):
             X = read_input(X, self.backbone_)
         augment = self._fit_rng.wrap_augment(self.augment_) if training else None

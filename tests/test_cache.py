@@ -230,12 +230,17 @@ def test_a_batch_of_cached_feature_maps_is_one_channels_last_copy():
     assert torch.equal(item_y, y)
 
 
-def test_cached_texts_of_different_lengths_are_padded_per_batch():
-    rows = [torch.ones(2, 3), torch.full((4, 3), 2.0), torch.full((3, 3), 3.0)]
-    data = ActivationDataset(Activations(rows), preprocessor=TextPreprocessor(None))
+@pytest.mark.parametrize("lengths", [(2, 4, 3), (3, 3, 3)])
+def test_cached_texts_are_padded_and_masked_per_batch(lengths):
+    rows = [torch.full((n, 3), float(i + 1)) for i, n in enumerate(lengths)]
+    data = ActivationDataset(Activations(rows, TextPreprocessor(None)))
     x, y = PairCollate()(data.__getitems__([2, 0]))
-    assert x.shape == (2, 3, 4) and y.tolist() == [-1, -1]  # longest row 3, mask last
-    assert x[1, :, -1].tolist() == [1, 1, 0] and torch.equal(x[0, :, :-1], rows[2])
+    longest = max(lengths[2], lengths[0])
+    assert x.shape == (2, longest, 4) and y.tolist() == [-1, -1]  # the mask comes last
+    assert x[1, :, -1].tolist() == [1] * lengths[0] + [0] * (longest - lengths[0])
+    assert torch.equal(x[0, :lengths[2], :-1], rows[2])
+    pooled = Activations([torch.ones(5), torch.zeros(5)], TextPreprocessor(None))
+    assert pooled.batch([1, 0]).shape == (2, 5)
 
 
 def test_lp_ft_probe_epochs_run_the_backbone_once_per_sample(images, monkeypatch):
