@@ -142,11 +142,30 @@ def freeze_patterns(depth) -> list[str]:
     return [p for stage in RESNET_STAGE_PATTERNS[:depth] for p in stage]
 
 
-def naive_skorch(weights_path: str, depth, args, seed: int):
-    """The skorch transfer-learning tutorial's recipe: NeuralNetClassifier + Freezer."""
+def unfreeze_patterns(depth) -> list[str]:
+    """The patterns of the stages above ``depth`` (the ones a fine-tune trains)."""
+    if depth == "all":
+        return []
+    return [p for stage in RESNET_STAGE_PATTERNS[depth:] for p in stage]
+
+
+def naive_skorch(weights_path: str, depth, args, seed: int, strategy: str = "depth"):
+    """The skorch transfer-learning tutorial's recipe: NeuralNetClassifier + Freezer.
+
+    ``strategy="lp_ft"``: the whole backbone frozen until half of the epochs, then
+    the stages from ``depth`` up unfrozen (skorch's ``Unfreezer``).
+    """
     import torch
     from skorch import NeuralNetClassifier
-    from skorch.callbacks import Freezer
+    from skorch.callbacks import Freezer, Unfreezer
+
+    callbacks = [("freezer", Freezer(freeze_patterns(depth)))]
+    if strategy == "lp_ft":
+        switch = args.epochs // 2  # lp_ft's default switch_epoch, 0-based
+        callbacks = [("freezer", Freezer(freeze_patterns("all"))),
+                     ("unfreezer", Unfreezer(unfreeze_patterns(depth), at=switch + 1))]
+    elif strategy != "depth":
+        raise ValueError(f"no naive skorch recipe for strategy {strategy!r}; use depth or lp_ft")
 
     return NeuralNetClassifier(
         plain_resnet18(weights_path, N_CLASSES, seed),
@@ -157,13 +176,13 @@ def naive_skorch(weights_path: str, depth, args, seed: int):
         batch_size=args.batch_size,
         train_split=None,
         iterator_train__shuffle=True,
-        callbacks=[("freezer", Freezer(freeze_patterns(depth)))],
+        callbacks=callbacks,
         device="cpu",
         verbose=0,
     )
 
 
-def sktransfer_classifier(weights_path: str, depth, args, seed: int):
+def sktransfer_classifier(weights_path: str, depth, args, seed: int, **params):
     from sktransfer import TransferClassifier
 
     # the naive side's training (plain AdamW at one lr, BatchNorm in train mode, no
@@ -172,7 +191,7 @@ def sktransfer_classifier(weights_path: str, depth, args, seed: int):
         backbone="resnet18", weights=weights_path, freeze_depth=depth,
         image_size=args.size, lr=args.lr, max_epochs=args.epochs,
         batch_size=args.batch_size, random_state=seed, device="cpu", verbose=0,
-        norm_mode="train", head_warmup=0, lr_schedule="constant")
+        norm_mode="train", head_warmup=0, lr_schedule="constant", **params)
 
 
 # -- measuring ------------------------------------------------------------------------
@@ -188,12 +207,20 @@ def peak_rss_bytes() -> int:
 
 
 class Timer:
+    """Wall-clock ``seconds`` and this process's CPU time, ``cpu_seconds`` (all threads).
+
+    On a shared, oversubscribed machine the wall clock also counts the time the
+    process waited for a core; with one torch thread the CPU time does not.
+    """
+
     def __enter__(self):
         self.start = time.perf_counter()
+        self.cpu_start = time.process_time()
         return self
 
     def __exit__(self, *exc):
         self.seconds = time.perf_counter() - self.start
+        self.cpu_seconds = time.process_time() - self.cpu_start
 
 
 def emit(result: dict) -> None:

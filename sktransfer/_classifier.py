@@ -92,7 +92,10 @@ class TransferClassifier(TransferBase, NeuralNetClassifier):
         activations. ``"auto"`` turns it on when it is valid - no augmentation,
         at least one frozen stage, a strategy whose ``frozen_prefix`` is > 0 -
         and when the activations fit in ``cache_memory``; otherwise it silently
-        runs uncached. ``True`` raises when caching is invalid.
+        runs uncached. Epochs in which the strategy freezes more (the head-only
+        epochs of ``lp_ft`` and ``gradual``: its ``frozen_prefix_at``) train on
+        the cached output of that deeper prefix. ``True`` raises when caching
+        is invalid.
     cache_memory : int, default=2 GiB
         Budget in bytes for cached activations of one fit. It is also the budget
         of the process-wide cache shared across grid-search candidates and
@@ -165,11 +168,13 @@ class TransferClassifier(TransferBase, NeuralNetClassifier):
     freezer_ : FreezeStrategy
         The strategy instance used for the fit.
     cache_used_ : bool
-        Whether the last fit trained on cached prefix activations.
+        Whether the last fit trained on cached prefix activations (for the
+        whole fit or for some epochs).
     cache_depth_ : int
-        How many leading stages the last fit cached (0: none). Predictions look
-        these stages' outputs up in the same cache (computing only the missing
-        ones), so cross-validation scores folds without re-running them.
+        How many leading stages the last fit cached for the whole fit (0: none).
+        Predictions look these stages' outputs up in the same cache (computing
+        only the missing ones), so cross-validation scores folds without
+        re-running them.
     n_features_in_ : int
         Columns of X (vector backbones only).
 

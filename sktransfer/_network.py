@@ -74,28 +74,6 @@ class TransferNet(nn.Module):
             x = stage(x)
         return x
 
-    def run_stages(self, rows: list, start: int, stop: int, batch_size: int, device,
-                   preprocessor=None) -> list:
-        """Stages ``start..stop-1`` on per-sample ``rows`` in eval mode, batch by batch.
-
-        ``preprocessor`` pads a batch of texts and splits the output again; the
-        result is one CPU tensor per sample.
-        """
-        from ._data import collate_samples, split_batch
-
-        was_training = self.training
-        self.eval()
-        out: list = []
-        try:
-            with torch.inference_mode():
-                for lo in range(0, len(rows), batch_size):
-                    batch = collate_samples(rows[lo:lo + batch_size], preprocessor)
-                    result = self.forward_prefix(batch.to(device), stop, start).cpu()
-                    out += split_batch(result, preprocessor)
-        finally:
-            self.train(was_training)
-        return out
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.forward_prefix(x, len(self.blocks) + 1, self.start)
         return self.head(x)

@@ -29,6 +29,7 @@ from skorch.history import History
 from torch.utils.data import DataLoader, Dataset, RandomSampler, Subset
 
 from ._cache import ACTIVATIONS, activation_bytes, prefix_activations
+from ._cached_fit import ActivationDataset, Activations, CachedFit
 from ._common import check_source_kind, make_backbone, preprocessor_for, read_input, resolve_device
 from ._data import (ImageInput, PairCollate, SampleDataset, VectorInput, check_num_workers,
                     dataset_source, loader_options, make_augment, resolve_num_workers)
@@ -37,7 +38,7 @@ from ._persist import (PlainStateMixin, backbone_meta, load_module_arrays, modul
 from ._random import FitRandomness, seeded
 from ._recipe import LRSchedule, check_recipe_params, optimizer_groups, scaled_lr_setter
 from ._sample_weight import check_sample_weight, reject_fit_params, weighted_loss
-from .freezing import FreezeContext, checked_frozen_prefix, checked_param_groups, make_freezer
+from .freezing import FreezeContext, checked_param_groups, make_freezer
 
 __all__ = ["TransferBase", "resolve_freeze_depth"]
 
@@ -101,22 +102,6 @@ def _restored_on_error(net, keep_weights: bool):
             for name, sub in net.module_.named_modules():
                 sub.training = modes[name]
         raise
-
-
-
-class _ActivationInput:
-    """Cached prefix activations standing in for X during a fit."""
-
-    form = "activations"
-
-    def __init__(self, rows: list):
-        self.items = rows  # one tensor per sample (variable length for text)
-
-    def __len__(self):
-        return len(self.items)
-
-    def load(self, index):
-        return self.items[index]
 
 
 
@@ -354,6 +339,9 @@ class TransferBase(PlainStateMixin, TransformerMixin):
         super().on_epoch_begin(net, dataset_train, dataset_valid, **kwargs)
         epoch = len(self.history) - 1 - getattr(self, "_epochs_before_fit", 0)
         self.freezer_.on_epoch_begin(self.freeze_context_, epoch)
+        cached_fit = getattr(self, "_cached_fit", None)
+        if cached_fit is not None:  # a deeper cached prefix while the strategy freezes more
+            cached_fit.begin_epoch(epoch)
 
     def _autocast(self):
         if self.amp and torch.device(self.device).type == "cuda":
@@ -399,37 +387,9 @@ class TransferBase(PlainStateMixin, TransformerMixin):
         # the target was validated and encoded in fit; skorch's check would redo it
         return None
 
-    # -- frozen-prefix cache ----------------------------------------------------------
-    def _cache_depth(self, source) -> int:
-        """How many leading stages to precompute for this fit (0 = no caching)."""
-        if self.cache not in ("auto", True, False):
-            raise ValueError(f"cache must be 'auto', True or False, got {self.cache!r}")
-        ACTIVATIONS.set_max_bytes(self.cache_memory)  # the latest fit's budget, up or down
-        if self.cache is False:
-            return 0
-        k = checked_frozen_prefix(self.freezer_, self.freeze_context_)
-        reason = None
-        if k <= 0:
-            reason = "no stage is frozen for the whole fit"
-        elif self.augment_ is not None:
-            reason = "random augmentation makes the frozen output differ every epoch"
-        if reason is None:
-            nbytes = self._activation_bytes(source, k)
-            if nbytes > self.cache_memory:
-                reason = (f"the activations need {nbytes / 2**20:.0f} MiB, more than "
-                          f"cache_memory={self.cache_memory / 2**20:.0f} MiB")
-        if reason is not None:
-            if self.cache is True:
-                raise ValueError(f"cache=True but caching is not possible: {reason}")
-            return 0
-        return k
-
+    # -- frozen-prefix cache (see _cached_fit) ---------------------------------------------
     def _activation_context(self) -> str:
         return repr((self.backbone, getattr(self.preprocessor_, "p", None)))
-
-    def _activation_bytes(self, source, k) -> int:
-        return activation_bytes(self.module_, SampleDataset(source, None, self.preprocessor_),
-                                k, self.device, self.preprocessor_)
 
     def _prefix_activations(self, source, k, store=True) -> list:
         """Outputs of stages ``0..k-1`` for every sample, via the shared cache."""
@@ -448,7 +408,7 @@ class TransferBase(PlainStateMixin, TransformerMixin):
         return resolve_num_workers(getattr(self, "num_workers", "auto"), source,
                                    self.batch_size)
 
-    def _warm_up_head(self, X, y, cached: list | None, k: int):
+    def _warm_up_head(self, X, y, cached: Activations | None, k: int):
         """Train the new head on pooled features of the frozen backbone (see ``_recipe``)."""
         initial, self._initial_head = self._initial_head, None
         self.head_warmup_loss_ = None
@@ -459,13 +419,11 @@ class TransferBase(PlainStateMixin, TransformerMixin):
         n_stages = self.module_.n_blocks + 1
         if cached is not None and k == n_stages:
             features = cached
-        elif cached is not None:
-            # the trainable stages on top of the cached prefix, once, in eval mode
-            features = self.module_.run_stages(cached, k, n_stages, self.batch_size,
-                                               self.device, self.preprocessor_)
         else:
-            features = self._prefix_activations(X, n_stages, store=self.cache is not False)
-        train, _ = self.get_split_datasets(_ActivationInput(features), y)
+            # via the cache: starts from the cached prefix, and head-only epochs reuse it
+            features = Activations(self._prefix_activations(
+                X, n_stages, store=self.cache is not False), self.preprocessor_)
+        train, _ = self.get_split_datasets(features, y)
         # a private generator: no loader draws from torch's global one (see _random)
         inputs, target = next(iter(DataLoader(train, batch_size=len(train),
                                               collate_fn=PairCollate(),
@@ -477,17 +435,20 @@ class TransferBase(PlainStateMixin, TransformerMixin):
                                                 target.to(self.device), weights)
 
     def fit_loop(self, X, y=None, epochs=None, **fit_params):
-        k = self._cache_depth(X) if hasattr(X, "load") and not isinstance(
-            X, _ActivationInput) else 0
-        self.cache_used_ = k > 0
-        self.cache_depth_ = k
-        cached = self._prefix_activations(X, k) if k else None
-        if getattr(self, "_initial_head", None) is not None and hasattr(X, "load"):
-            self._warm_up_head(X, y, cached, k)
-        if not k:
+        if not hasattr(X, "load"):  # a Dataset, or cached features (the head warm-up)
             return super().fit_loop(X, y, epochs=epochs, **fit_params)
-        with self._entering_at(k):
-            return super().fit_loop(_ActivationInput(cached), y, epochs=epochs, **fit_params)
+        cached_fit = CachedFit(self, X, y)
+        self.cache_used_ = cached_fit.used
+        self.cache_depth_ = cached_fit.depth
+        if getattr(self, "_initial_head", None) is not None:
+            self._warm_up_head(X, y, cached_fit.activations, cached_fit.depth)
+        self._cached_fit = cached_fit
+        try:
+            with cached_fit:
+                return super().fit_loop(cached_fit.dataset(), y, epochs=epochs, **fit_params)
+        finally:
+            self._cached_fit = None
+            self.cache_used_ = cached_fit.used
 
     # -- data plumbing ----------------------------------------------------------------
     def get_dataset(self, X, y=None):
@@ -495,8 +456,8 @@ class TransferBase(PlainStateMixin, TransformerMixin):
             return X
         training = y is not None and getattr(self, "_fit_source", None) is not None
         weights = self._fit_sample_weight if training else None
-        if isinstance(X, _ActivationInput):
-            return SampleDataset(X, y, sample_weight=weights)
+        if isinstance(X, Activations):
+            return ActivationDataset(X, y, weights)
         if not hasattr(X, "load"):
             X = read_input(X, self.backbone_)
         augment = self._fit_rng.wrap_augment(self.augment_) if training else None
@@ -539,7 +500,13 @@ class TransferBase(PlainStateMixin, TransformerMixin):
             workers = defaults[prefix + "num_workers"] = resolve_num_workers(
                 getattr(self, "num_workers", "auto"), dataset_source(dataset),
                 len(dataset) if batch_size == -1 else batch_size)
-        for key, value in loader_options(workers, resolve_device(self.device)).items():
+        options = loader_options(workers, resolve_device(self.device))
+        cached_fit = getattr(self, "_cached_fit", None)
+        if training and cached_fit is not None and cached_fit.phased:
+            # what an index returns changes between epochs (see _cached_fit): workers kept
+            # from the first epoch would go on returning that epoch's inputs
+            options.pop("persistent_workers", None)
+        for key, value in options.items():
             defaults[prefix + key] = value
         defaults = {k: v for k, v in defaults.items() if k not in set_by_user}
         vars(self).update(defaults)
@@ -581,13 +548,15 @@ class TransferBase(PlainStateMixin, TransformerMixin):
         would not fit in ``cache_memory``.
         """
         k = getattr(self, "cache_depth_", 0)
-        if not k or self.cache is False or not hasattr(source, "load") \
-                or isinstance(source, _ActivationInput):
+        if not k or self.cache is False or not hasattr(source, "load"):
             return source, 0
         ACTIVATIONS.set_max_bytes(self.cache_memory)
-        if self._activation_bytes(source, k) > self.cache_memory:
+        nbytes = activation_bytes(self.module_, SampleDataset(source, None, self.preprocessor_),
+                                  k, self.device, self.preprocessor_)
+        if nbytes > self.cache_memory:
             return source, 0
-        return _ActivationInput(self._prefix_activations(source, k)), k
+        rows = Activations(self._prefix_activations(source, k), self.preprocessor_)
+        return ActivationDataset(rows), k
 
     @contextlib.contextmanager
     def _entering_at(self, start: int):
@@ -634,7 +603,7 @@ class TransferBase(PlainStateMixin, TransformerMixin):
                           dtype=object)
 
     # -- persistence (see _persist.py) --------------------------------------------------
-    _TRANSIENT = ("_fit_source", "_fit_sample_weight", "_fit_rng")
+    _TRANSIENT = ("_fit_source", "_fit_sample_weight", "_fit_rng", "_cached_fit")
 
     def _full_state(self):
         state = super().__getstate__()  # skorch: torch objects go in one pickled blob

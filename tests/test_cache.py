@@ -4,10 +4,16 @@ import os
 
 import numpy as np
 import pytest
+import torch
 from sklearn.model_selection import GridSearchCV
+from skorch.callbacks import Callback
+from skorch.dataset import ValidSplit
 
 from sktransfer import TransferClassifier
 from sktransfer._cache import ACTIVATIONS, clear_caches
+from sktransfer._cached_fit import ActivationDataset, Activations
+from sktransfer._data import PairCollate
+from sktransfer._text import TextPreprocessor
 
 
 @pytest.fixture(autouse=True)
@@ -100,7 +106,7 @@ def test_pickled_model_carries_no_cache(images):
                              device="cpu").fit(X, y)
     blob = pickle.dumps(clf)
     assert len(ACTIVATIONS) > 0
-    assert b"_ActivationInput" not in blob
+    assert b"Activation" not in blob and b"_cached_fit" not in blob
     assert len(blob) < 2_000_000
 
 
@@ -201,3 +207,152 @@ def test_cross_validation_scores_folds_from_the_cache(images, monkeypatch):
     # no fold is scored by running its samples through the whole network from pixels
     assert not [n for start, stop, n in pushed if start == 0 and stop == n_stages and n > 1]
     assert sum(n for start, stop, n in pushed if start == 0 and n > 1) == len(X)
+
+
+# -- training on cached activations: fast batches, same results -----------------------------
+def _count_stage_work(monkeypatch):
+    """``(training, start, samples)`` of every pass through the network's stages."""
+    import sktransfer._network as network
+
+    calls = []
+    real = network.TransferNet.forward_prefix
+
+    def counting(self, x, stop, start=0):
+        calls.append((self.training, start, len(x)))
+        return real(self, x, stop, start)
+
+    monkeypatch.setattr(network.TransferNet, "forward_prefix", counting)
+    return calls
+
+
+class _BatchRecorder(Callback):
+    """The targets of every training batch, in order."""
+
+    def initialize(self):
+        self.batches = []
+        return self
+
+    def on_batch_begin(self, net, batch=None, training=False, **kwargs):
+        if training:
+            self.batches.append(batch[1].tolist())
+
+
+def _assert_same_training(a, b, atol=1e-5):
+    for (name, p), q in zip(a.module_.named_parameters(), b.module_.parameters()):
+        torch.testing.assert_close(p, q, atol=atol, rtol=1e-4, msg=name)
+    for key in ("train_loss", "valid_loss"):
+        if key in a.history[-1]:
+            np.testing.assert_allclose(a.history[:, key], b.history[:, key], rtol=1e-4)
+
+
+def test_cached_training_sees_the_same_batches_and_ends_at_the_same_weights(images):
+    X, y = images
+    weights = np.linspace(0.5, 2.0, len(y))
+    kw = dict(weights=None, freeze_depth=2, max_epochs=2, batch_size=8, device="cpu",
+              random_state=0, head_dropout=0.2, train_split=ValidSplit(4, stratified=True))
+    fits = {}
+    for cache in ("auto", False):
+        clf = TransferClassifier("tiny_cnn", cache=cache, callbacks=[("rec", _BatchRecorder())],
+                                 **kw)
+        fits[cache] = clf.fit(X, y, sample_weight=weights)
+    cached, plain = fits["auto"], fits[False]
+    assert cached.cache_used_ and not plain.cache_used_
+    rec = lambda clf: dict(clf.callbacks_)["rec"].batches  # noqa: E731
+    assert rec(cached) == rec(plain) and len(rec(cached)) == 2 * 4  # 32 train samples / 8
+    _assert_same_training(cached, plain)
+    np.testing.assert_allclose(cached.predict_proba(X), plain.predict_proba(X), atol=1e-5)
+
+
+def test_a_batch_of_cached_feature_maps_is_one_channels_last_copy():
+    rows = [torch.randn(4, 3, 3) for _ in range(5)]
+    data = ActivationDataset(Activations(rows), np.arange(5) * 10,
+                             sample_weight=np.arange(5, dtype=np.float32))
+    x, y = PairCollate()(data.__getitems__([3, 0, 4]))
+    assert x["x"].is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(x["x"], torch.stack([rows[3], rows[0], rows[4]]))
+    assert y.tolist() == [30, 0, 40] and x["sample_weight"].tolist() == [3, 0, 4]
+    item_x, item_y = PairCollate()([data[i] for i in [3, 0, 4]])  # item by item: the same
+    torch.testing.assert_close(item_x["x"], x["x"])
+    assert torch.equal(item_y, y)
+
+
+@pytest.mark.parametrize("lengths", [(2, 4, 3), (3, 3, 3)])
+def test_cached_texts_are_padded_and_masked_per_batch(lengths):
+    rows = [torch.full((n, 3), float(i + 1)) for i, n in enumerate(lengths)]
+    data = ActivationDataset(Activations(rows, TextPreprocessor(None)))
+    x, y = PairCollate()(data.__getitems__([2, 0]))
+    longest = max(lengths[2], lengths[0])
+    assert x.shape == (2, longest, 4) and y.tolist() == [-1, -1]  # the mask comes last
+    assert x[1, :, -1].tolist() == [1] * lengths[0] + [0] * (longest - lengths[0])
+    assert torch.equal(x[0, :lengths[2], :-1], rows[2])
+    pooled = Activations([torch.ones(5), torch.zeros(5)], TextPreprocessor(None))
+    assert pooled.batch([1, 0]).shape == (2, 5)
+
+
+def test_lp_ft_probe_epochs_run_the_backbone_once_per_sample(images, monkeypatch):
+    X, y = images
+    kw = dict(weights=None, freeze_strategy="lp_ft", freeze_depth=0, max_epochs=4,
+              batch_size=8, lr=1e-2, device="cpu", random_state=0)
+    calls = _count_stage_work(monkeypatch)
+    cached = TransferClassifier("tiny_cnn", **kw).fit(X, y)
+    assert cached.cache_used_
+    from_pixels = [(training, n) for training, start, n in calls if start == 0]
+    # the head warm-up fills the cache with pooled features (+ a one-sample size probe);
+    # the two probe epochs train the head on them; the two fine-tuning epochs run it all
+    assert sum(n for training, n in from_pixels if not training) == len(X) + 1
+    assert sum(n for training, n in from_pixels if training) == 2 * len(X)
+    head_only = [n for training, start, n in calls if training and start == 5]
+    assert sum(head_only) == 2 * len(X)
+    calls.clear()
+    plain = TransferClassifier("tiny_cnn", cache=False, **kw).fit(X, y)
+    assert not plain.cache_used_
+    assert sum(n for training, start, n in calls if training and start == 0) == 4 * len(X)
+    _assert_same_training(cached, plain)
+    assert cached.module_.start == 0 and len(cached.history) == 4
+
+
+@pytest.mark.parametrize("freeze_depth", [0, 1])
+def test_gradual_unfreezing_trains_each_phase_on_its_cached_prefix(images, monkeypatch,
+                                                                  freeze_depth):
+    X, y = images
+    kw = dict(weights=None, freeze_strategy="gradual", freeze_depth=freeze_depth,
+              max_epochs=3, batch_size=8, lr=1e-2, device="cpu", random_state=0,
+              head_warmup=0, train_split=ValidSplit(4, stratified=True))
+    calls = _count_stage_work(monkeypatch)
+    cached = TransferClassifier("tiny_cnn", **kw).fit(X, y)
+    # epoch 0: the head alone (pooled features), 1: block 3 opens, 2: block 2 opens
+    starts = sorted({start for training, start, n in calls if training})
+    assert starts == [2, 3, 5]
+    assert cached.cache_used_
+    plain = TransferClassifier("tiny_cnn", cache=False, **kw).fit(X, y)
+    _assert_same_training(cached, plain)
+
+
+def test_cache_true_accepts_a_strategy_frozen_for_some_epochs_only(images):
+    X, y = images
+    clf = TransferClassifier("tiny_cnn", weights=None, freeze_strategy="lp_ft",
+                             freeze_depth=0, cache=True, max_epochs=2, device="cpu").fit(X, y)
+    assert clf.cache_used_
+    with pytest.raises(ValueError, match="persistent data-loader workers"):
+        TransferClassifier("tiny_cnn", weights=None, freeze_strategy="lp_ft", freeze_depth=0,
+                           cache=True, max_epochs=2, device="cpu",
+                           iterator_train__num_workers=1,
+                           iterator_train__persistent_workers=True).fit(X, y)
+
+
+def test_lp_ft_on_image_files_with_decoding_workers_switches_phases(images, tmp_path):
+    """Files decode in worker processes by default; the probe epochs' cached input must
+    not stay in workers kept from the first epoch."""
+    from PIL import Image
+
+    X, y = images
+    paths = []
+    for i, img in enumerate(X[:24]):
+        paths.append(str(tmp_path / f"{i}.png"))
+        Image.fromarray((img * 255).astype(np.uint8)).save(paths[-1])
+    kw = dict(weights=None, freeze_strategy="lp_ft", freeze_depth=0, max_epochs=4,
+              batch_size=8, device="cpu", random_state=0, head_warmup=0)
+    with_workers = TransferClassifier("tiny_cnn", num_workers=2, **kw).fit(paths, y[:24])
+    assert with_workers.cache_used_
+    in_process = TransferClassifier("tiny_cnn", num_workers=0, **kw).fit(paths, y[:24])
+    _assert_same_training(with_workers, in_process)

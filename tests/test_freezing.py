@@ -216,7 +216,9 @@ def test_frozen_prefix_is_honoured_beyond_freeze_depth(images):
     X, y = images
     clf = _tiny_clf(freeze_strategy=_WholeBackboneFrozen(), freeze_depth=0, cache=True).fit(X, y)
     assert clf.cache_used_  # not capped at freeze_depth=0
-    assert clf._cache_depth(clf._predict_source(X)) == clf.backbone_.n_blocks + 1
+    from sktransfer._cached_fit import CachedFit
+
+    assert CachedFit(clf, clf._predict_source(X), None).depth == clf.backbone_.n_blocks + 1
     plain = _tiny_clf(freeze_strategy=_WholeBackboneFrozen(), freeze_depth=0,
                       cache=False).fit(X, y)
     np.testing.assert_allclose(clf.predict_proba(X), plain.predict_proba(X), atol=1e-5)
@@ -253,3 +255,79 @@ def test_on_epoch_begin_counts_from_zero_in_every_fit(images):
     clf.partial_fit(X, y)
     assert clf.freezer_.epochs == [(0, 2), (1, 2)] * 3
     assert len(clf.history) == 6
+
+
+def test_frozen_prefix_at_naming_a_trainable_stage_is_an_error(images):
+    X, y = images
+
+    class ClaimsHeadOnly(FreezeStrategy):
+        def frozen_prefix_at(self, ctx, epoch):
+            return len(ctx.stages)  # but stages freeze_depth.. train
+
+    with pytest.raises(ValueError, match=r"ClaimsHeadOnly: frozen_prefix_at\(ctx, 0\) is 5, "
+                                         r"but stage 1 has parameters that require a gradient"
+                                         r".*on_epoch_begin with ctx\.freeze\(0, 5\)"):
+        _tiny_clf(freeze_strategy=ClaimsHeadOnly(), freeze_depth=1).fit(X, y)
+    _tiny_clf(freeze_strategy=ClaimsHeadOnly(), freeze_depth=1, cache=False).fit(X, y)
+
+    class Shallower(FreezeStrategy):
+        def frozen_prefix_at(self, ctx, epoch):
+            return 0
+
+    with pytest.raises(ValueError, match=r"Shallower: frozen_prefix_at\(ctx, 0\) must be an "
+                                         r"int in 2\.\.5: at least frozen_prefix\(ctx\) = 2"):
+        _tiny_clf(freeze_strategy=Shallower(), freeze_depth=2).fit(X, y)
+
+
+def test_strategy_objects_without_frozen_prefix_at_keep_working(images):
+    X, y = images
+
+    class Plain:  # no FreezeStrategy base: the hooks of the original contract only
+        def setup(self, ctx):
+            ctx.unfreeze(ctx.freeze_depth)
+            ctx.freeze(0, ctx.freeze_depth)
+
+        def param_groups(self, ctx):
+            return [{"params": [p for p in ctx.module.parameters() if p.requires_grad]}]
+
+        def on_epoch_begin(self, ctx, epoch):
+            pass
+
+        def penalty(self, ctx):
+            return None
+
+        def frozen_prefix(self, ctx):
+            return ctx.freeze_depth
+
+    clf = _tiny_clf(freeze_strategy=Plain(), freeze_depth=2, max_epochs=2).fit(X, y)
+    assert clf.cache_used_ and clf.module_.start == 0
+
+
+def test_lp_ft_and_gradual_say_what_is_frozen_each_epoch(images):
+    X, y = images
+    seen = []
+
+    class Watch(FreezeStrategy):  # records the answers of a built-in strategy
+        def __init__(self, inner):
+            self.inner = inner
+
+        def setup(self, ctx):
+            self.inner.setup(ctx)
+
+        def on_epoch_begin(self, ctx, epoch):
+            self.inner.on_epoch_begin(ctx, epoch)
+
+        def frozen_prefix_at(self, ctx, epoch):
+            seen.append(self.inner.frozen_prefix_at(ctx, epoch))
+            return seen[-1]
+
+    _tiny_clf(freeze_strategy=Watch(get_freezer("lp_ft", switch_epoch=2)), freeze_depth=1,
+              max_epochs=3).fit(X, y)
+    assert seen == [5, 5, 1]
+    seen.clear()
+    clf = _tiny_clf(freeze_strategy=Watch(get_freezer("gradual")), freeze_depth=1,
+                    max_epochs=4, warm_start=True).fit(X, y)
+    assert seen == [5, 3, 2, 1]
+    seen.clear()
+    clf.fit(X, y)  # a continued fit: everything above freeze_depth is already open
+    assert seen == [1, 1, 1, 1]

@@ -12,7 +12,8 @@ from .._text import TextPreprocessor
 from ._inputs import ImageInput
 from ._resize import ResizeCrop
 
-__all__ = ["Preprocessor", "SampleDataset", "collate_samples", "split_batch", "PairCollate"]
+__all__ = ["Preprocessor", "SampleDataset", "collate_samples", "split_batch", "PairCollate",
+           "PreparedBatch"]
 
 
 class Preprocessor:
@@ -137,6 +138,14 @@ def split_batch(batch: torch.Tensor, preprocessor=None) -> list:
     return list(batch)
 
 
+class PreparedBatch(tuple):
+    """An ``(x, y)`` batch built whole by a dataset's ``__getitems__`` (what a data
+    loader calls with a batch of indices); :class:`PairCollate` passes it through."""
+
+    def __new__(cls, x, y):
+        return super().__new__(cls, (x, y))
+
+
 class PairCollate:
     """A data loader's ``collate_fn`` for ``(x, y)`` items (picklable, for workers)."""
 
@@ -144,6 +153,8 @@ class PairCollate:
         self.preprocessor = preprocessor
 
     def __call__(self, items):
+        if isinstance(items, PreparedBatch):
+            return tuple(items)
         xs, ys = zip(*items)
         if isinstance(xs[0], dict):  # {"x": x, "sample_weight": w} (see SampleDataset)
             return ({"x": collate_samples([x["x"] for x in xs], self.preprocessor),

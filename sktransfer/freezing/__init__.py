@@ -42,7 +42,16 @@ Life cycle
    within the current call to ``fit`` / ``partial_fit``, like
    ``ctx.max_epochs``: a ``warm_start`` fit or a ``partial_fit`` starts again
    at 0 (``setup`` is not called again: the network is kept).
-6. ``penalty(ctx)`` at each training step: a scalar tensor added to the loss,
+6. ``frozen_prefix_at(ctx, epoch)`` right after each ``on_epoch_begin``: how
+   many leading stages stay frozen and untouched throughout that epoch
+   (default: ``frozen_prefix(ctx)``). A deeper answer - the head-only epochs
+   of ``lp_ft`` and ``gradual`` freeze the whole backbone - makes that epoch
+   train on the cached output of those stages (computed once, shared like
+   the whole-fit prefix) instead of running them every step; the next
+   shallower answer switches back. Return more than ``frozen_prefix`` only
+   for stages frozen with ``ctx.freeze`` whose weights nothing changes during
+   the epoch; ``ctx.frozen_depth()`` counts the stages frozen at that moment.
+7. ``penalty(ctx)`` at each training step: a scalar tensor added to the loss,
    or ``None``.
 
 Subclass :class:`FreezeStrategy` (the plain "freeze the first
@@ -64,12 +73,14 @@ import inspect
 from .._registry import Registry
 from ._base import FreezeContext, FreezeStrategy
 from ._builtin import BitFit, DepthFreezer, DiscriminativeLR, GradualUnfreezer, LinearProbeThenFineTune
-from ._checks import checked_frozen_prefix, checked_param_groups
+from ._checks import (checked_frozen_prefix, checked_frozen_prefix_at, checked_param_groups,
+                      declares_epoch_prefixes)
 
 __all__ = ["FreezeContext", "FreezeStrategy", "DepthFreezer", "GradualUnfreezer",
            "DiscriminativeLR", "BitFit", "LinearProbeThenFineTune", "register_strategy",
            "get_strategy", "list_strategies", "make_strategy", "STRATEGIES",
-           "checked_param_groups", "checked_frozen_prefix",
+           "checked_param_groups", "checked_frozen_prefix", "checked_frozen_prefix_at",
+           "declares_epoch_prefixes",
            # older names, kept as aliases
            "register_freezer", "get_freezer", "list_freezers", "make_freezer", "FREEZERS"]
 

@@ -59,6 +59,17 @@ class FreezeContext:
     def stages(self) -> list[nn.Module]:
         return [*self.blocks, self.pool]
 
+    def frozen_depth(self) -> int:
+        """How many leading stages are frozen right now: no parameter requires a
+        gradient and the stage is in eval mode (as :meth:`freeze` leaves it)."""
+        depth = 0
+        for index, stage in enumerate(self.stages):
+            if index not in self.module.eval_stages or any(
+                    p.requires_grad for p in stage.parameters()):
+                break
+            depth += 1
+        return depth
+
     def stage_parameters(self, start: int = 0, stop: int | None = None) -> Iterator[nn.Parameter]:
         for stage in self.stages[start:stop]:
             yield from stage.parameters()
@@ -89,8 +100,9 @@ class FreezeStrategy:
     Subclasses override the hooks they need. The classifier calls them in this
     order (the full life cycle is in ``help(sktransfer.freezing)``):
     ``__init__(**options)``, ``setup(ctx)``, ``param_groups(ctx)``,
-    ``frozen_prefix(ctx)``, then ``on_epoch_begin(ctx, epoch)`` each epoch
-    (0-based within the current fit) and ``penalty(ctx)`` each training step.
+    ``frozen_prefix(ctx)``, then ``on_epoch_begin(ctx, epoch)`` and
+    ``frozen_prefix_at(ctx, epoch)`` each epoch (0-based within the current
+    fit) and ``penalty(ctx)`` each training step.
 
     Rules the classifier checks (a broken rule is a ``ValueError`` naming the
     strategy):
@@ -102,6 +114,11 @@ class FreezeStrategy:
       they are then cached and not run again while training, so never unfreeze
       them in ``on_epoch_begin``. The value is used as given, not capped by
       ``freeze_depth``.
+    * ``frozen_prefix_at(ctx, epoch)`` is at least ``frozen_prefix(ctx)``, and
+      the stages it counts are frozen when it is asked (right after
+      ``on_epoch_begin``) and stay untouched all that epoch, which then trains
+      on their cached output. The default, ``frozen_prefix(ctx)``, caches
+      nothing more.
 
     Examples
     --------
@@ -142,6 +159,21 @@ class FreezeStrategy:
     def frozen_prefix(self, ctx: FreezeContext) -> int:
         """How many leading stages stay frozen (and in eval mode) all fit long."""
         return ctx.freeze_depth
+
+    def frozen_prefix_at(self, ctx: FreezeContext, epoch: int) -> int:
+        """How many leading stages stay frozen and untouched throughout ``epoch``.
+
+        Asked right after :meth:`on_epoch_begin` for the same epoch. A strategy
+        that freezes more for some epochs than for the whole fit (a head-only
+        phase) returns the deeper prefix for those epochs, and the estimator
+        trains them on the cached output of those stages instead of running
+        them every step. The default, :meth:`frozen_prefix`, is right for every
+        strategy; return more only when no parameter of those stages changes
+        during the epoch (no gradient, no update in a hook, eval mode). A
+        strategy that freezes and unfreezes only in ``on_epoch_begin`` can
+        return ``ctx.frozen_depth()``, what is frozen at that moment.
+        """
+        return self.frozen_prefix(ctx)
 
     def __repr__(self) -> str:
         opts = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))

@@ -47,6 +47,11 @@ class GradualUnfreezer(FreezeStrategy):
         first_open = with_params[n_open - 1] if n_open <= len(with_params) else ctx.freeze_depth
         ctx.unfreeze(max(first_open, ctx.freeze_depth))
 
+    def frozen_prefix_at(self, ctx: FreezeContext, epoch: int) -> int:
+        # stages change only in on_epoch_begin: what is frozen now stays so all epoch
+        # (the head-only first epochs train on cached pooled features)
+        return ctx.frozen_depth()
+
 
 class DiscriminativeLR(FreezeStrategy):
     """``"discriminative"``: layer-wise learning-rate decay.
@@ -135,3 +140,8 @@ class LinearProbeThenFineTune(FreezeStrategy):
     def on_epoch_begin(self, ctx: FreezeContext, epoch: int) -> None:
         if epoch >= self._switch(ctx):
             ctx.unfreeze(ctx.freeze_depth)
+
+    def frozen_prefix_at(self, ctx: FreezeContext, epoch: int) -> int:
+        # the probe epochs train the head alone, on cached pooled features; asking the
+        # network (not the epoch) keeps a continued fit, already unfrozen, right
+        return ctx.frozen_depth()

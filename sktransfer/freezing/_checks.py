@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import numbers
 
-from ._base import FreezeContext
+from ._base import FreezeContext, FreezeStrategy
 
-__all__ = ["checked_param_groups", "checked_frozen_prefix"]
+__all__ = ["checked_param_groups", "checked_frozen_prefix", "declares_epoch_prefixes",
+           "checked_frozen_prefix_at"]
 
 
 def _name(strategy) -> str:
@@ -67,6 +68,16 @@ def checked_param_groups(strategy, ctx: FreezeContext) -> list[dict]:
     return groups
 
 
+def _check_frozen(strategy, ctx: FreezeContext, k: int, call: str, fix: str) -> None:
+    for index in range(k):
+        trains = any(p.requires_grad for p in ctx.stages[index].parameters())
+        if trains or index not in ctx.module.eval_stages:
+            what = "has parameters that require a gradient" if trains else "is not in eval mode"
+            raise ValueError(
+                f"freezing strategy {_name(strategy)}: {call} is {k}, but stage {index} "
+                f"{what}. {fix}")
+
+
 def checked_frozen_prefix(strategy, ctx: FreezeContext) -> int:
     """``strategy.frozen_prefix(ctx)``, checked against the network's state.
 
@@ -80,13 +91,43 @@ def checked_frozen_prefix(strategy, ctx: FreezeContext) -> int:
                          f"int in 0..{n} (the backbone has {n} stages: its blocks and its "
                          f"pool), got {k!r}")
     k = int(k)
-    for index in range(k):
-        trains = any(p.requires_grad for p in ctx.stages[index].parameters())
-        if trains or index not in ctx.module.eval_stages:
-            what = "has parameters that require a gradient" if trains else "is not in eval mode"
-            raise ValueError(
-                f"freezing strategy {_name(strategy)}: frozen_prefix(ctx) is {k}, but stage "
-                f"{index} {what}. Stages counted in frozen_prefix are cached for the whole "
-                f"fit, so freeze them in setup with ctx.freeze(0, {k}) (no gradients, eval "
-                f"mode), or return a smaller frozen_prefix.")
+    _check_frozen(strategy, ctx, k, "frozen_prefix(ctx)",
+                  f"Stages counted in frozen_prefix are cached for the whole fit, so freeze "
+                  f"them in setup with ctx.freeze(0, {k}) (no gradients, eval mode), or return "
+                  f"a smaller frozen_prefix.")
+    return k
+
+
+def declares_epoch_prefixes(strategy) -> bool:
+    """Whether ``strategy`` says per epoch what is frozen (overrides ``frozen_prefix_at``).
+
+    Strategies that do not (the default hook, or an object that is no
+    :class:`FreezeStrategy` and lacks the hook) cache the whole-fit prefix only.
+    """
+    hook = getattr(type(strategy), "frozen_prefix_at", None)
+    return callable(hook) and hook is not FreezeStrategy.frozen_prefix_at
+
+
+def checked_frozen_prefix_at(strategy, ctx: FreezeContext, epoch: int, whole_fit: int) -> int:
+    """``strategy.frozen_prefix_at(ctx, epoch)``, checked against the network's state.
+
+    Asked after ``on_epoch_begin(ctx, epoch)``: the stages it names train the
+    epoch on cached activations, so they must be frozen now, and they include
+    the ``whole_fit`` stages of ``frozen_prefix``. A strategy without the hook
+    answers ``whole_fit``.
+    """
+    if not declares_epoch_prefixes(strategy):
+        return whole_fit
+    k = strategy.frozen_prefix_at(ctx, epoch)
+    n = len(ctx.stages)
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not whole_fit <= k <= n:
+        raise ValueError(f"freezing strategy {_name(strategy)}: frozen_prefix_at(ctx, {epoch}) "
+                         f"must be an int in {whole_fit}..{n}: at least frozen_prefix(ctx) = "
+                         f"{whole_fit} (stages frozen for the whole fit are frozen in every "
+                         f"epoch), at most the {n} stages of the backbone; got {k!r}")
+    k = int(k)
+    _check_frozen(strategy, ctx, k, f"frozen_prefix_at(ctx, {epoch})",
+                  f"Stages counted in frozen_prefix_at train that epoch on cached activations, "
+                  f"so freeze them in on_epoch_begin with ctx.freeze(0, {k}) (no gradients, "
+                  f"eval mode), or return a smaller number.")
     return k
