@@ -310,12 +310,14 @@ def test_ctrl_c_during_fit_exits_130_and_keeps_the_existing_model(capsys, image_
             signal.raise_signal(signal.SIGINT)
 
     monkeypatch.setattr(TransferClassifier, "on_epoch_begin", press_ctrl_c)
+    # the handler found is put back (default_int_handler; SIG_IGN in a shell's background job)
+    before = signal.getsignal(signal.SIGINT)
     code, _, err = run(capsys, "fit", image_dir, *FAST_FIT, "--epochs", "4", "--out", out,
                        "--quiet")
     assert code == 130 and "interrupted" in err
     assert out.read_bytes() == b"the model from yesterday"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.joblib", "photos"]
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is before
 
 
 def test_ctrl_c_during_search_stops_the_search(capsys, image_dir, tmp_path, monkeypatch):
