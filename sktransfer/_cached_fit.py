@@ -158,7 +158,8 @@ class CachedFit:
         loader = net.get_params_for("iterator_train")
         workers = loader.get("num_workers")
         if workers is None:
-            workers = resolve_num_workers(net.num_workers, self.source, net.batch_size)
+            workers = resolve_num_workers(getattr(net, "num_workers", "auto"), self.source,
+                                          net.batch_size)
         # only persistence the user asked for: the default is dropped for a phased fit
         # (see TransferBase.get_iterator), whose data set changes between epochs
         persistent = workers > 0 and bool(loader.get("persistent_workers"))
