@@ -29,8 +29,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ._cache import ACTIVATIONS, activation_bytes
-from ._data import (PreparedBatch, SampleDataset, TextPreprocessor, collate_samples,
-                    resolve_num_workers)
+from ._data import PreparedBatch, SampleDataset, TextPreprocessor, collate_samples
 from .freezing import checked_frozen_prefix, checked_frozen_prefix_at, declares_epoch_prefixes
 
 __all__ = ["Activations", "ActivationDataset", "CachedFit"]
@@ -156,10 +155,7 @@ class CachedFit:
         self.frozen = checked_frozen_prefix(net.freezer_, net.freeze_context_)
         per_epoch = declares_epoch_prefixes(net.freezer_)
         loader = net.get_params_for("iterator_train")
-        workers = loader.get("num_workers")
-        if workers is None:
-            workers = resolve_num_workers(getattr(net, "num_workers", "auto"), self.source,
-                                          net.batch_size)
+        workers = net._input_workers(self.source)
         # only persistence the user asked for: the default is dropped for a phased fit
         # (see TransferBase.get_iterator), whose data set changes between epochs
         persistent = workers > 0 and bool(loader.get("persistent_workers"))

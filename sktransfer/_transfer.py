@@ -400,8 +400,9 @@ class TransferBase(PlainStateMixin, TransformerMixin):
             num_workers=self._input_workers(source))
 
     def _input_workers(self, source) -> int:
-        """Decoding workers for reading a fit's inputs outside skorch's loaders (the
-        frozen-prefix cache fill): an explicit ``iterator_train__num_workers`` wins."""
+        """Decoding workers of a fit's training inputs, for reading them outside skorch's
+        loaders (the frozen-prefix cache fill) and for judging worker persistence
+        (``CachedFit``): an explicit ``iterator_train__num_workers`` wins."""
         explicit = vars(self).get("iterator_train__num_workers")
         if explicit is not None:
             return explicit
