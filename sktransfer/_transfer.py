@@ -36,7 +36,8 @@ from ._data import (ImageInput, PairCollate, SampleDataset, VectorInput, check_n
 from ._persist import (PlainStateMixin, backbone_meta, load_module_arrays, module_arrays,
                        restore_backbone_meta)
 from ._random import FitRandomness, seeded
-from ._recipe import LRSchedule, check_recipe_params, optimizer_groups, scaled_lr_setter
+from ._recipe import (LRSchedule, check_recipe_params, optimizer_groups, optimizer_kwargs,
+                      scaled_lr_setter)
 from ._sample_weight import check_sample_weight, reject_fit_params, weighted_loss
 from .freezing import FreezeContext, checked_param_groups, make_freezer
 
@@ -321,6 +322,7 @@ class TransferBase(PlainStateMixin, TransformerMixin):
         kwargs.pop("param_groups", None)
         groups = optimizer_groups(checked_param_groups(self.freezer_, self.freeze_context_),
                                   self.module_.head, self.lr, self.backbone_lr_scale)
+        kwargs = optimizer_kwargs(self.optimizer, groups, kwargs)
         self.optimizer_ = self.optimizer(groups, **kwargs)
         return self
 

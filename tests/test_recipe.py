@@ -67,6 +67,26 @@ def test_head_and_backbone_lr_groups_and_no_decay_on_norm_and_bias(images):
     assert sorted({round(g["lr"], 6) for g in clf.optimizer_.param_groups}) == [0.002, 0.02]
 
 
+@pytest.mark.parametrize("kwargs, fused", [
+    ({}, True),  # default AdamW: torch's fused kernel
+    ({"optimizer": torch.optim.Adam}, True),
+    ({"optimizer__foreach": True}, None),  # the user chose an implementation: kept
+    ({"optimizer__fused": False}, False),
+    ({"optimizer": torch.optim.SGD}, None),  # other optimizers untouched
+])
+def test_adam_and_adamw_run_fused_unless_the_user_chose(images, kwargs, fused):
+    clf = _fit(images, None, freeze_depth=1, max_epochs=1, **kwargs)
+    assert {g.get("fused") for g in clf.optimizer_.param_groups} == {fused}
+    assert all(torch.isfinite(p).all() for p in clf.module_.parameters())
+
+
+def test_fused_adamw_matches_the_per_parameter_loop(images):
+    fused = _fit(images, None, freeze_depth=1, cache=False)
+    loop = _fit(images, None, freeze_depth=1, cache=False, optimizer__fused=False)
+    for (name, a), b in zip(fused.module_.named_parameters(), loop.module_.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5, msg=name)
+
+
 class _RecordLR(Callback):
     def initialize(self):
         self.lrs = []
