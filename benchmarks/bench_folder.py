@@ -321,13 +321,13 @@ def _tree(pid: int) -> list[int]:
     return tree
 
 
-def _memory(pids: list[int]) -> tuple[int, int]:
-    """(RSS, PSS) in bytes, summed over ``pids``."""
-    rss = pss = 0
+def _memory(pids: list[int]) -> tuple[int, int, int]:
+    """(RSS, PSS) in bytes, summed over ``pids``, and the largest single RSS."""
+    rss = pss = largest = 0
     for pid in pids:
         try:
             with open(f"/proc/{pid}/statm") as f:
-                rss += int(f.read().split()[1]) * _PAGE
+                one = int(f.read().split()[1]) * _PAGE
             with open(f"/proc/{pid}/smaps_rollup") as f:
                 for line in f:
                     if line.startswith("Pss:"):
@@ -335,7 +335,8 @@ def _memory(pids: list[int]) -> tuple[int, int]:
                         break
         except (OSError, ValueError):  # ended meanwhile
             continue
-    return rss, pss
+        rss, largest = rss + one, max(largest, one)
+    return rss, pss, largest
 
 
 def run_measured(side: str, args) -> dict:
@@ -344,13 +345,13 @@ def run_measured(side: str, args) -> dict:
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=env)
-    peak = {"rss": 0, "pss": 0}
+    peak = {"rss": 0, "pss": 0, "largest": 0}
     done = threading.Event()
 
     def sample():
         while not done.wait(0.05):
-            rss, pss = _memory(_tree(proc.pid))
-            peak["rss"], peak["pss"] = max(peak["rss"], rss), max(peak["pss"], pss)
+            for key, value in zip(("rss", "pss", "largest"), _memory(_tree(proc.pid))):
+                peak[key] = max(peak[key], value)
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -367,7 +368,8 @@ def run_measured(side: str, args) -> dict:
     # ru_maxrss of a child started from this (larger) process keeps this process's peak
     # across exec on Linux: the /proc samples below are the child's own
     result.pop("peak_rss_mib", None)
-    result.update(tree_rss_mib=peak["rss"] / 2**20, tree_pss_mib=peak["pss"] / 2**20)
+    result.update(tree_rss_mib=peak["rss"] / 2**20, tree_pss_mib=peak["pss"] / 2**20,
+                  process_rss_mib=peak["largest"] / 2**20)
     print(f"  [{side}] " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                                      for k, v in result.items()), flush=True)
     return result
@@ -480,6 +482,7 @@ def _measure(args, work: str) -> int:
         runs["decode-sktransfer"]["seconds"] / runs["decode-sktransfer"]["n"])
     rss = {s: runs[s]["tree_rss_mib"] for s in SIDES}
     pss = {s: runs[s]["tree_pss_mib"] for s in SIDES}
+    one = {s: runs[s]["process_rss_mib"] for s in SIDES}
     print()
     print(c.table([
         ("feature extraction", "plain (ImageFolder)", "sktransfer", "ratio", "target"),
@@ -492,6 +495,9 @@ def _measure(args, work: str) -> int:
         ("peak RSS of the process tree (main + workers), MiB", f"{rss['extract-plain']:.0f}",
          f"{rss['extract-sktransfer']:.0f}",
          f"{rss['extract-sktransfer'] / rss['extract-plain']:.2f}", "<= 1"),
+        ("peak RSS of the largest process (what `time -v` reports), MiB",
+         f"{one['extract-plain']:.0f}", f"{one['extract-sktransfer']:.0f}",
+         f"{one['extract-sktransfer'] / one['extract-plain']:.2f}", "-"),
         ("peak PSS of the process tree, MiB", f"{pss['extract-plain']:.0f}",
          f"{pss['extract-sktransfer']:.0f}",
          f"{pss['extract-sktransfer'] / pss['extract-plain']:.2f}", "-"),
