@@ -207,14 +207,14 @@ def activation_bytes(module, samples, k: int, device, preprocessor=None) -> int:
     Measured on the first sample and multiplied: for texts, whose lengths vary,
     an estimate.
     """
-    from ._data import collate_samples, split_batch
+    from ._data import collate_samples, network_input, split_batch
 
     batch = collate_samples([samples[0][0]], preprocessor)
     with torch.inference_mode():
         was_training = module.training
         module.eval()
         try:
-            out = module.forward_prefix(batch.to(device), k)
+            out = module.forward_prefix(network_input(batch, preprocessor, device), k)
         finally:
             module.train(was_training)
     (row,) = split_batch(out, preprocessor)
@@ -238,7 +238,7 @@ def prefix_activations(module, source, samples, k: int, context: str, *, batch_s
     processes (pinned memory on CUDA).
     """
     from ._common import progress_bar
-    from ._data import collate_samples, split_batch
+    from ._data import collate_samples, network_input, split_batch
 
     prints = stage_fingerprints(module.stages[:k])
     keys = sample_keys(source)
@@ -266,8 +266,8 @@ def prefix_activations(module, source, samples, k: int, context: str, *, batch_s
                 idx = todo[lo:lo + batch_size]
                 batch = next(loaded)[0] if inputs is None else collate_samples(
                     inputs[lo:lo + len(idx)], preprocessor)
-                batch = batch.to(device, non_blocking=True)
-                out = module.forward_prefix(batch.to(device), k, start).cpu()
+                batch = network_input(batch, preprocessor, device)
+                out = module.forward_prefix(batch, k, start).cpu()
                 for i, row in zip(idx, split_batch(out, preprocessor)):
                     rows[i] = row.clone()
                     if store:

@@ -15,8 +15,8 @@ from torch.utils.data import DataLoader
 from ._cache import FEATURES, data_fingerprint, stage_fingerprints
 from ._common import (check_source_kind, make_backbone, preprocessor_for, progress_bar,
                       read_input, resolve_device, seeded)
-from ._data import (ImageInput, SampleDataset, VectorInput, check_num_workers,
-                    resolve_num_workers, torch_ready)
+from ._data import (ImageInput, PairCollate, SampleDataset, VectorInput, check_num_workers,
+                    network_input, resolve_num_workers, torch_ready)
 from ._persist import (PlainStateMixin, backbone_meta, load_module_arrays, module_arrays,
                        restore_backbone_meta)
 from ._text import TextInput
@@ -53,12 +53,12 @@ class _Extractor(nn.Module):
         return torch.cat(outs, dim=1)
 
 
-def _compute(extractor, loader_or_batches, device, progress=None) -> np.ndarray:
+def _compute(extractor, loader_or_batches, device, preprocessor, progress=None) -> np.ndarray:
     outs = []
     with torch.inference_mode():
         for batch in loader_or_batches:
             x = batch[0] if isinstance(batch, (list, tuple)) else batch
-            x = x.to(device, non_blocking=True)
+            x = network_input(x, preprocessor, device)
             if x.dim() == 4:
                 x = x.contiguous(memory_format=torch.channels_last)
             outs.append(extractor(x).float().cpu())
@@ -279,13 +279,14 @@ class FeatureExtractor(PlainStateMixin, TransformerMixin, BaseEstimator):
             if source.form in ("array", "vector") and workers == 0:
                 batches = (self._array_batch(source, lo)
                            for lo in range(0, len(source), self.batch_size))
-                return _compute(self.extractor_, batches, device, bar)
+                return _compute(self.extractor_, batches, device, self.preprocessor_, bar)
             # a private generator: a loader must not draw from torch's global one (_random.py)
-            loader = DataLoader(SampleDataset(source, None, self.preprocessor_),
+            loader = DataLoader(SampleDataset(source, None, self.preprocessor_, pixels=True),
                                 batch_size=self.batch_size, num_workers=workers,
+                                collate_fn=PairCollate(self.preprocessor_),
                                 pin_memory=device.startswith("cuda"),
                                 generator=torch.Generator())
-            return _compute(self.extractor_, loader, device, bar)
+            return _compute(self.extractor_, loader, device, self.preprocessor_, bar)
         finally:
             if bar is not None:
                 bar.close()
@@ -297,7 +298,7 @@ class FeatureExtractor(PlainStateMixin, TransformerMixin, BaseEstimator):
         order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
         batches = (pre.collate([ids[i] for i in order[lo:lo + self.batch_size]])
                    for lo in range(0, len(order), self.batch_size))
-        out = _compute(self.extractor_, batches, self.device_, bar)
+        out = _compute(self.extractor_, batches, self.device_, pre, bar)
         result = np.empty_like(out)
         result[order] = out
         return result

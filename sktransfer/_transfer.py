@@ -32,7 +32,8 @@ from ._cache import ACTIVATIONS, activation_bytes, prefix_activations
 from ._cached_fit import ActivationDataset, Activations, CachedFit
 from ._common import check_source_kind, make_backbone, preprocessor_for, read_input, resolve_device
 from ._data import (ImageInput, PairCollate, SampleDataset, VectorInput, check_num_workers,
-                    dataset_source, loader_options, make_augment, resolve_num_workers)
+                    dataset_source, loader_options, make_augment, network_input,
+                    resolve_num_workers)
 from ._persist import (PlainStateMixin, backbone_meta, load_module_arrays, module_arrays,
                        restore_backbone_meta)
 from ._random import FitRandomness, seeded
@@ -352,11 +353,12 @@ class TransferBase(PlainStateMixin, TransformerMixin):
 
     def _to_device(self, x):
         """A batch (tensor, or dict of tensors) on the device; from pinned memory to a
-        GPU without blocking (the copy overlaps the work queued before it)."""
+        GPU without blocking (the copy overlaps the work queued before it). uint8 pixel
+        batches are normalised there (see ``_data.network_input``)."""
         if isinstance(x, dict):
             return {k: self._to_device(v) for k, v in x.items()}
         if isinstance(x, torch.Tensor):
-            return x.to(self.device, non_blocking=True)
+            return network_input(x, getattr(self, "preprocessor_", None), self.device)
         return x
 
     def infer(self, x, **fit_params):
@@ -396,7 +398,7 @@ class TransferBase(PlainStateMixin, TransformerMixin):
     def _prefix_activations(self, source, k, store=True) -> list:
         """Outputs of stages ``0..k-1`` for every sample, via the shared cache."""
         return prefix_activations(
-            self.module_, source, SampleDataset(source, None, self.preprocessor_), k,
+            self.module_, source, SampleDataset(source, None, self.preprocessor_, pixels=True), k,
             self._activation_context(), batch_size=self.batch_size, device=self.device,
             verbose=self.verbose > 0, store=store, preprocessor=self.preprocessor_,
             num_workers=self._input_workers(source))
@@ -464,7 +466,8 @@ class TransferBase(PlainStateMixin, TransformerMixin):
         if not hasattr(X, "load"):
             X = read_input(X, self.backbone_)
         augment = self._fit_rng.wrap_augment(self.augment_) if training else None
-        return SampleDataset(X, y, self.preprocessor_, augment, sample_weight=weights)
+        return SampleDataset(X, y, self.preprocessor_, augment, sample_weight=weights,
+                             pixels=True)
 
     def get_split_datasets(self, X, y=None, **fit_params):
         train, valid = super().get_split_datasets(X, y, **fit_params)

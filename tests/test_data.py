@@ -488,14 +488,68 @@ def test_a_camera_size_jpeg_decodes_to_the_crop(tmp_path, monkeypatch):
     _photo(4000, 3000).save(path, quality=90)
     pre = _preprocessor()
     seen = []
-    real = _decode._uint8_to_tensor
-    monkeypatch.setattr(_decode, "_uint8_to_tensor",
+    real = _decode._uint8_tensor
+    monkeypatch.setattr(_decode, "_uint8_tensor",
                         lambda img: seen.append(img.size) or real(img))
     x, _ = SampleDataset(as_input([str(path)]), None, pre)[0]
     assert tuple(x.shape) == (3, 224, 224)
     assert seen == [(224, 224)]  # only the crop ever became a float tensor
     slow = _float_path(as_input([str(path)]), pre)
     assert ((x - slow) * pre.std.view(-1, 1, 1)).abs().mean() < MEAN_TOL
+
+
+def test_loaders_send_uint8_pixels_that_normalise_to_the_float_samples_exactly(tmp_path):
+    from sktransfer._data import Preprocessor, SampleDataset, collate_samples, network_input
+    from sktransfer.backbones import Preprocessing
+
+    paths = []
+    for i, (mode, size) in enumerate([("RGB", (300, 200)), ("L", (200, 260)),
+                                      ("RGBA", (240, 240))]):
+        img = _photo(*size, seed=i).convert(mode)
+        paths.append(str(tmp_path / f"{i}.png"))
+        img.save(paths[-1])
+    source = as_input(paths)
+    for channels in (3, 1):  # an RGB and a grayscale backbone
+        pre = Preprocessor(Preprocessing(64, 72), channels)
+        floats = SampleDataset(source, None, pre)
+        pixels = SampleDataset(source, None, pre, pixels=True)
+        expected = torch.stack([floats[i][0] for i in range(len(paths))])
+        raw = [pixels[i][0] for i in range(len(paths))]
+        if channels == 3:  # a grey backbone's RGB->grey mix takes float: no uint8 then
+            assert all(x.dtype == torch.uint8 for x in raw)
+        batch = collate_samples(raw, pre)
+        assert batch.dtype == raw[0].dtype
+        if batch.dtype == torch.uint8:
+            assert batch.is_contiguous(memory_format=torch.channels_last)
+        assert torch.equal(network_input(batch, pre, "cpu"), expected)
+    # a batch mixing uint8 crops and float samples is normalised to one float batch
+    pre = Preprocessor(Preprocessing(64, 72), 3)
+    mixed = [SampleDataset(source, None, pre, pixels=True)[0][0],
+             SampleDataset(source, None, pre)[1][0]]
+    batch = collate_samples(mixed, pre)
+    assert batch.dtype == torch.float32
+    assert torch.equal(batch, torch.stack([SampleDataset(source, None, pre)[i][0]
+                                           for i in range(2)]))
+
+
+def test_fits_and_features_from_files_match_the_same_images_as_arrays(tmp_path):
+    arrays = np.stack([np.asarray(_photo(40, 40, seed=i)) for i in range(8)])
+    paths = []
+    for i, a in enumerate(arrays):
+        paths.append(str(tmp_path / f"{i}.png"))
+        Image.fromarray(a).save(paths[-1])
+    fe = FeatureExtractor("tiny_cnn", weights=None, image_size=32, device="cpu", cache=False)
+    # files are resized by PIL in uint8, arrays by F.interpolate: close, not equal
+    from_files, from_arrays = fe.fit(paths).transform(paths), fe.transform(arrays)
+    cosine = (from_files * from_arrays).sum(1) / (
+        np.linalg.norm(from_files, axis=1) * np.linalg.norm(from_arrays, axis=1))
+    assert cosine.min() > 0.999
+    y = np.arange(8) % 2
+    params = dict(weights=None, image_size=32, max_epochs=2, batch_size=4, device="cpu",
+                  random_state=0, freeze_depth=1, cache=False)
+    a = TransferClassifier("tiny_cnn", **params).fit(paths, y).predict_proba(paths)
+    b = TransferClassifier("tiny_cnn", **params).fit(arrays, y).predict_proba(arrays)
+    np.testing.assert_allclose(a, b, atol=2e-3)
 
 
 def test_resizing_while_decoding_keeps_exif_orientation_and_modes(tmp_path):

@@ -27,11 +27,11 @@ from ._folders import IMAGE_EXTENSIONS, load_image_folder
 from ._inputs import ImageInput, VectorInput, as_input
 from ._loader import check_num_workers, dataset_source, loader_options, resolve_num_workers
 from ._preprocess import (PairCollate, PreparedBatch, Preprocessor, SampleDataset,
-                          collate_samples, split_batch)
+                          collate_samples, network_input, split_batch)
 
 __all__ = ["ImageInput", "VectorInput", "TextInput", "as_input", "SampleDataset", "Preprocessor",
            "TextPreprocessor", "collate_samples", "split_batch", "PairCollate",
-           "PreparedBatch",
+           "PreparedBatch", "network_input",
            "load_image_folder", "make_augment", "IMAGE_EXTENSIONS", "MAX_ASPECT_RATIO",
            "torch_ready", "check_num_workers", "resolve_num_workers", "loader_options",
            "dataset_source"]

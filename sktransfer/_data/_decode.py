@@ -59,13 +59,18 @@ def _wide_to_tensor(img, where: str) -> torch.Tensor:
     return torch.from_numpy(arr.astype(np.float32) / 65535.0)[None]
 
 
-def pil_to_tensor(img, where: str, geometry: ResizeCrop | None = None) -> torch.Tensor:
+def pil_to_tensor(img, where: str, geometry: ResizeCrop | None = None,
+                  pixels: bool = False) -> torch.Tensor:
     """A PIL image of any mode -> float (C, H, W) in [0, 1] (1 or 3 channels).
 
     Honours the EXIF orientation; wide modes are scaled by their fixed range
     (see the module docstring), never by the image's own maximum. With
     ``geometry``, the result is resized and centre-cropped: 8-bit images in
     PIL before the float conversion, wide modes after it.
+
+    ``pixels=True``: an 8-bit image whose crop PIL made comes back as uint8
+    (C, H, W) instead, unconverted (see :func:`pixels_to_float`); other images
+    are float as above.
     """
     if orientation(img) != 1:
         from PIL import ImageOps
@@ -82,15 +87,24 @@ def pil_to_tensor(img, where: str, geometry: ResizeCrop | None = None) -> torch.
     if geometry is not None:
         cropped = geometry.pil(img)
         if cropped is None:  # no full crop in PIL: the float path's own behaviour
-            return geometry.tensor(_uint8_to_tensor(img))
+            return geometry.tensor(pixels_to_float(_uint8_tensor(img)))
+        if pixels:
+            return _uint8_tensor(cropped)
         img = cropped
-    return _uint8_to_tensor(img)
+    return pixels_to_float(_uint8_tensor(img))
 
 
-def _uint8_to_tensor(img) -> torch.Tensor:
-    arr = np.asarray(img, dtype=np.uint8)
-    t = torch.from_numpy(arr.copy()).to(torch.float32) / 255.0
+def _uint8_tensor(img) -> torch.Tensor:
+    """An 8-bit PIL image -> uint8 (C, H, W), a channels-last view of a copy of its pixels."""
+    t = torch.from_numpy(np.array(img, dtype=np.uint8))
     return t[None] if t.dim() == 2 else t.permute(2, 0, 1)
+
+
+def pixels_to_float(x: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels (a sample or a batch) -> float32 in [0, 1]: the one conversion every
+    decoded 8-bit image goes through, in a loader worker or, for batches of uint8
+    pixels, on the device that runs the network."""
+    return x.to(torch.float32) / 255.0
 
 
 _REDUCING_GAP = 2  # keep at least this many times the target side for the final resize
@@ -114,12 +128,12 @@ def reduced(img, min_side: int | None):
 
 
 def decode_path(path: str, min_side: int | None = None,
-                geometry: ResizeCrop | None = None) -> torch.Tensor:
+                geometry: ResizeCrop | None = None, pixels: bool = False) -> torch.Tensor:
     """The image file at ``path`` as float (C, H, W) in [0, 1].
 
     ``min_side``: the short side the caller will resize to (the decode is
-    reduced to no less than twice it); ``geometry``: resize and crop it here
-    (see :func:`pil_to_tensor`).
+    reduced to no less than twice it); ``geometry``: resize and crop it here;
+    ``pixels``: 8-bit crops stay uint8 (see :func:`pil_to_tensor`).
     """
     from PIL import Image, UnidentifiedImageError
 
@@ -129,7 +143,7 @@ def decode_path(path: str, min_side: int | None = None,
             if factor >= 2 and img.format == "JPEG":
                 img.draft(img.mode, (img.width // factor, img.height // factor))
             img.load()
-            return pil_to_tensor(reduced(img, min_side), path, geometry)
+            return pil_to_tensor(reduced(img, min_side), path, geometry, pixels)
     except FileNotFoundError:
         raise FileNotFoundError(f"image file not found: {path!r}") from None
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError,

@@ -38,7 +38,7 @@ class ImageInput:
         return len(self.items)
 
     def load(self, index: int, min_side: int | None = None,
-             geometry: ResizeCrop | None = None) -> torch.Tensor:
+             geometry: ResizeCrop | None = None, pixels: bool = False) -> torch.Tensor:
         """Sample ``index`` as float (C, H, W) in [0, 1].
 
         ``min_side``: the short side the caller will resize to. A file or PIL
@@ -50,14 +50,17 @@ class ImageInput:
         images in 8-bit modes are resized in uint8 by PIL and only the crop is
         converted to float; arrays and 16-bit / float images are resized as
         float tensors.
+
+        ``pixels``: 8-bit file and PIL crops stay uint8 (C, H, W) (see
+        :func:`~sktransfer._data._decode.pil_to_tensor`).
         """
         if self.form == "array":
             x = _array_to_tensor(self.items[index])
             return x if geometry is None else geometry.tensor(x)
         if self.form == "paths":
-            return _decode.decode_path(self.items[index], min_side, geometry)
+            return _decode.decode_path(self.items[index], min_side, geometry, pixels)
         return _decode.pil_to_tensor(_decode.reduced(self.items[index], min_side), f"X[{index}]",
-                                     geometry)
+                                     geometry, pixels)
 
 
 class VectorInput:

@@ -9,11 +9,12 @@ import torch
 from torch.utils.data import Dataset
 
 from .._text import TextPreprocessor
+from ._decode import pixels_to_float
 from ._inputs import ImageInput
 from ._resize import ResizeCrop
 
 __all__ = ["Preprocessor", "SampleDataset", "collate_samples", "split_batch", "PairCollate",
-           "PreparedBatch"]
+           "PreparedBatch", "network_input"]
 
 
 class Preprocessor:
@@ -42,6 +43,7 @@ class Preprocessor:
         if c == 1 and self.in_channels == 3:
             return x.expand(*x.shape[:-3], 3, *x.shape[-2:])
         if c == 3 and self.in_channels == 1:
+            x = pixels_to_float(x) if x.dtype == torch.uint8 else x
             w = torch.tensor([0.299, 0.587, 0.114], dtype=x.dtype).view(3, 1, 1)
             return (x * w).sum(-3, keepdim=True)
         raise ValueError(f"an image has {x.shape[-3]} channels; this backbone takes "
@@ -73,6 +75,11 @@ class Preprocessor:
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean.to(x.device)) / self.std.to(x.device)
 
+    def finish(self, x: torch.Tensor) -> torch.Tensor:
+        """A sample or batch of uint8 pixels (see :class:`SampleDataset`) -> normalised
+        float, the same operations in the same order as for a float sample."""
+        return self.normalize(pixels_to_float(x))
+
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return self.normalize(self.resize_crop(self.fix_channels(x)))
 
@@ -84,15 +91,23 @@ class SampleDataset(Dataset):
     resizing and before normalisation) runs only when given, i.e. while fitting.
     With ``sample_weight``, an item's X is ``{"x": x, "sample_weight": w}``, so
     each batch carries the weights of its own samples.
+
+    ``pixels=True`` (the library's own loaders): a file or PIL image that
+    decodes to 8-bit pixels, without ``augment``, is returned as its uint8
+    crop, not normalised. A batch of them is a quarter of the float batch's
+    bytes through the loader workers' shared memory and to the GPU;
+    :func:`network_input` converts it where the network runs.
     """
 
     def __init__(self, source, y=None, preprocessor: Preprocessor | None = None,
-                 augment: Callable | None = None, sample_weight: np.ndarray | None = None):
+                 augment: Callable | None = None, sample_weight: np.ndarray | None = None,
+                 pixels: bool = False):
         self.source = source
         self.y = y
         self.preprocessor = preprocessor
         self.augment = augment
         self.sample_weight = sample_weight
+        self.pixels = pixels
 
     def __len__(self) -> int:
         return len(self.source)
@@ -103,14 +118,15 @@ class SampleDataset(Dataset):
             # files and PIL images are resized and cropped while decoding, in uint8;
             # arrays fix their channels first and are resized as float tensors
             geometry = pre.geometry if self.source.form != "array" else None
-            x = pre.fix_channels(self.source.load(int(index), pre.min_side, geometry))
+            raw = self.pixels and geometry is not None and self.augment is None
+            x = pre.fix_channels(self.source.load(int(index), pre.min_side, geometry, raw))
             if geometry is None:
                 x = pre.resize_crop(x)
         else:
             x = self.source.load(int(index))
         if isinstance(pre, TextPreprocessor):
             x = pre(x)
-        elif pre is not None:
+        elif pre is not None and x.dtype != torch.uint8:  # uint8: see network_input
             if self.augment is not None:
                 x = self.augment(x)
                 if not isinstance(x, torch.Tensor):
@@ -118,17 +134,37 @@ class SampleDataset(Dataset):
                                     f"{type(x).__name__}")
             x = pre.normalize(x)
         y = torch.tensor(-1 if self.y is None else self.y[index])
+        # uint8 crops stay channels-last views of their own pixels (collate_samples)
+        x = x if x.dtype == torch.uint8 else x.contiguous()
         if self.sample_weight is not None:
-            return {"x": x.contiguous(), "sample_weight": torch.tensor(
-                self.sample_weight[index])}, y
-        return x.contiguous(), y
+            return {"x": x, "sample_weight": torch.tensor(self.sample_weight[index])}, y
+        return x, y
 
 
 def collate_samples(samples: list, preprocessor=None) -> torch.Tensor:
-    """Per-sample tensors -> one batch: stacked, or padded when the kind needs it (text)."""
+    """Per-sample tensors -> one batch: stacked, or padded when the kind needs it (text).
+
+    uint8 pixel crops (see :class:`SampleDataset`) stack into a channels-last uint8
+    batch; beside float samples (an image that took the float path), they are
+    normalised first, so a batch always has one dtype.
+    """
     if isinstance(preprocessor, TextPreprocessor):
         return preprocessor.collate(samples)
+    if any(x.dtype == torch.uint8 for x in samples) and isinstance(preprocessor, Preprocessor):
+        if all(x.dtype == torch.uint8 for x in samples):
+            return torch.stack([x.permute(1, 2, 0) for x in samples]).permute(0, 3, 1, 2)
+        samples = [preprocessor.finish(x) if x.dtype == torch.uint8 else x for x in samples]
     return torch.stack(samples)
+
+
+def network_input(x: torch.Tensor, preprocessor, device) -> torch.Tensor:
+    """A collated batch on ``device``, as the network takes it: a batch of uint8 pixels
+    (:class:`SampleDataset` with ``pixels=True``) is converted and normalised there,
+    after the (4x smaller) copy; every other batch is moved as it is."""
+    x = x.to(device, non_blocking=True)
+    if x.dtype == torch.uint8 and isinstance(preprocessor, Preprocessor):
+        x = preprocessor.finish(x)
+    return x
 
 
 def split_batch(batch: torch.Tensor, preprocessor=None) -> list:
