@@ -209,7 +209,8 @@ def _decode_sktransfer(args):
 
     from sktransfer import load_image_folder
     from sktransfer._common import preprocessor_for
-    from sktransfer._data import SampleDataset, as_input, resolve_num_workers
+    from sktransfer._data import (PairCollate, SampleDataset, as_input, network_input,
+                                  resolve_num_workers)
     from sktransfer.backbones import get_backbone
 
     pre = preprocessor_for(get_backbone("resnet18"))
@@ -217,9 +218,11 @@ def _decode_sktransfer(args):
         paths, _ = load_image_folder(args.folder)
         source = as_input(paths)
         workers = resolve_num_workers(_workers_param(args), source, args.batch_size)
-        for _ in DataLoader(SampleDataset(source, None, pre), batch_size=args.batch_size,
-                            num_workers=workers):
-            pass
+        # as FeatureExtractor.transform: uint8 crops from the workers, normalised here
+        for x, _ in DataLoader(SampleDataset(source, None, pre, pixels=True),
+                               batch_size=args.batch_size, num_workers=workers,
+                               collate_fn=PairCollate(pre)):
+            network_input(x, pre, "cpu")
     return {"seconds": t.seconds, "n": len(paths)}, None, None
 
 

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from ._data._decode import orientation as _orientation
+from ._fold import _FOLDED
 
 __all__ = ["LRUCache", "ACTIVATIONS", "FEATURES", "sample_keys", "data_fingerprint",
            "stage_fingerprints", "clear_caches", "prefix_activations", "activation_bytes"]
@@ -199,6 +200,7 @@ def clear_caches() -> None:
     ACTIVATIONS.clear()
     FEATURES.clear()
     _STAGE_DIGESTS.clear()
+    _FOLDED.clear()
 
 
 def activation_bytes(module, samples, k: int, device, preprocessor=None) -> int:

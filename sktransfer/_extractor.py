@@ -17,6 +17,7 @@ from ._common import (check_source_kind, make_backbone, preprocessor_for, progre
                       read_input, resolve_device, seeded)
 from ._data import (ImageInput, PairCollate, SampleDataset, VectorInput, check_num_workers,
                     network_input, resolve_num_workers, torch_ready)
+from ._fold import folded
 from ._persist import (PlainStateMixin, backbone_meta, load_module_arrays, module_arrays,
                        restore_backbone_meta)
 from ._text import TextInput
@@ -116,6 +117,14 @@ class FeatureExtractor(PlainStateMixin, TransformerMixin, BaseEstimator):
     n_features_in_ : int
         Columns of X (vector backbones only).
 
+    Notes
+    -----
+    ``transform`` runs a copy of the network with each BatchNorm folded into
+    the convolution before it (the same features up to float rounding, ~10 %
+    faster on CPU; see ``sktransfer._fold``). ``extractor_`` and ``backbone_``
+    stay as built, and a network carrying forward hooks runs unfolded, so
+    hooks see every layer.
+
     Examples
     --------
     >>> import numpy as np
@@ -204,7 +213,7 @@ class FeatureExtractor(PlainStateMixin, TransformerMixin, BaseEstimator):
             sample, use_cache=False)
         self.n_features_out_ = out.shape[1]
         if isinstance(self.stop_, tuple):  # columns per fused block, from that one sample
-            self.fused_widths_ = list(self.extractor_.widths)
+            self.fused_widths_ = list(folded(self.extractor_).widths)  # the copy that ran
         return self
 
     def _build(self, source, weights) -> None:
@@ -279,14 +288,14 @@ class FeatureExtractor(PlainStateMixin, TransformerMixin, BaseEstimator):
             if source.form in ("array", "vector") and workers == 0:
                 batches = (self._array_batch(source, lo)
                            for lo in range(0, len(source), self.batch_size))
-                return _compute(self.extractor_, batches, device, self.preprocessor_, bar)
+                return _compute(folded(self.extractor_), batches, device, self.preprocessor_, bar)
             # a private generator: a loader must not draw from torch's global one (_random.py)
             loader = DataLoader(SampleDataset(source, None, self.preprocessor_, pixels=True),
                                 batch_size=self.batch_size, num_workers=workers,
                                 collate_fn=PairCollate(self.preprocessor_),
                                 pin_memory=device.startswith("cuda"),
                                 generator=torch.Generator())
-            return _compute(self.extractor_, loader, device, self.preprocessor_, bar)
+            return _compute(folded(self.extractor_), loader, device, self.preprocessor_, bar)
         finally:
             if bar is not None:
                 bar.close()
@@ -298,7 +307,7 @@ class FeatureExtractor(PlainStateMixin, TransformerMixin, BaseEstimator):
         order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
         batches = (pre.collate([ids[i] for i in order[lo:lo + self.batch_size]])
                    for lo in range(0, len(order), self.batch_size))
-        out = _compute(self.extractor_, batches, self.device_, pre, bar)
+        out = _compute(folded(self.extractor_), batches, self.device_, pre, bar)
         result = np.empty_like(out)
         result[order] = out
         return result
