@@ -47,13 +47,14 @@ def _signature(module: nn.Module) -> tuple:
                  for name, t in module.state_dict(keep_vars=True).items())
 
 
-def folded(module: nn.Module) -> nn.Module:
+def folded(module: nn.Module, make: bool = True) -> nn.Module:
     """``module``, or an eval-mode copy of it with its conv + BatchNorm pairs folded.
 
     The copy is kept (weakly keyed by ``module``) while none of ``module``'s
     tensors changes, so repeated calls cost a signature check. ``module`` itself
     is never modified. Returns ``module`` when any part of it is training, carries a
-    forward hook (those must see the network as it is), or has no BatchNorm.
+    forward hook (those must see the network as it is), or has no BatchNorm, and,
+    with ``make=False``, when no up-to-date copy is kept yet.
     """
     parts = list(module.modules())
     if (any(m.training or m._forward_hooks or m._forward_pre_hooks for m in parts)
@@ -64,6 +65,8 @@ def folded(module: nn.Module) -> nn.Module:
     memo = _FOLDED.get(module)
     if memo is not None and memo[0] == signature:
         return memo[1]
+    if not make:
+        return module
     result = copy.deepcopy(module)
     counts = Counter(id(m) for _, m in result.named_modules(remove_duplicate=False))
     _fold(result, {i for i, n in counts.items() if n > 1})

@@ -60,10 +60,11 @@ def test_folding_keeps_outputs_and_leaves_the_original_alone():
     with torch.inference_mode():
         torch.testing.assert_close(fast(x), net(x), rtol=1e-5, atol=1e-5)
     assert all(torch.equal(v, before[k]) for k, v in net.state_dict().items())
-    assert folded(net) is fast  # kept while the weights stay
+    assert folded(net) is fast and folded(net, make=False) is fast  # kept while weights stay
     with torch.no_grad():
         net[0].weight.mul_(2)
-    assert folded(net) is not fast  # an in-place change makes a new copy
+    assert folded(net, make=False) is net  # an in-place change: the copy is stale
+    assert folded(net) is not fast
     clear_caches()
 
 
@@ -80,11 +81,14 @@ def test_training_hooked_and_batchnorm_free_networks_are_not_copied():
 
 def test_feature_extractor_features_match_the_unfolded_network(images):
     X, _ = images
-    fe = FeatureExtractor("tiny_cnn", weights=None, device="cpu", cache=False).fit(X)
+    fe = FeatureExtractor("tiny_cnn", weights=None, device="cpu", cache=False,
+                          batch_size=8).fit(X)
+    assert folded(fe.extractor_, make=False) is fe.extractor_  # a 1-sample fit: not folded
     _randomise_norms(fe.extractor_)
     assert _norms(fe.extractor_) > 0
-    features = fe.transform(X)
-    assert _norms(folded(fe.extractor_)) == 0
+    features = fe.transform(X)  # 40 images, batches of 8: folded
+    made = folded(fe.extractor_, make=False)
+    assert made is not fe.extractor_ and _norms(made) == 0
     with torch.inference_mode():
         x = torch.stack([fe.preprocessor_(torch.from_numpy(np.moveaxis(im, -1, 0)).float())
                          for im in X])
