@@ -276,10 +276,12 @@ def main(argv=None):
                         help="instead: the recipe with each setting (e.g. "
                              "'C01=head_warmup_C:0.01,min_steps:0'), at --depths")
     parser.add_argument("--depths", nargs="+", default=["0", "5"])
+    parser.add_argument("--no-defaults", action="store_true",
+                        help="with --ablate: only the named settings")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.ablate is not None:
-        settings = {"defaults": {}}
+        settings = {} if args.no_defaults else {"defaults": {}}
         for item in args.ablate:
             name, _, spec = item.partition("=")
             settings[name] = {k: _value(v) for k, v in (p.split(":") for p in spec.split(",")

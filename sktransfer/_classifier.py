@@ -132,11 +132,12 @@ class TransferClassifier(TransferBase, NeuralNetClassifier):
         the steps, then cosine decay to zero, stepped every batch.
     lr_warmup : float, default=0.1
         Fraction of the steps spent warming the learning rate up, in [0, 1).
-    min_steps : int, default=0
+    min_steps : int, default=50
         A floor on optimizer steps: when ``max_epochs`` epochs would make
         fewer, ``max_epochs`` is raised to ``ceil(min_steps / batches per
-        epoch)`` (30 images in batches of 32 and ``min_steps=50``: 50 epochs
-        instead of 10). The number of epochs run is ``n_epochs_``. 0: off.
+        epoch)`` (30 images in batches of 32: 50 epochs instead of 10; from
+        500 images on, 10 epochs are already 160 steps and nothing changes).
+        The number of epochs run is ``n_epochs_``. 0 turns the floor off.
     label_smoothing : float, default=0.0
         Label smoothing of the cross-entropy loss, in [0, 1).
     num_workers : "auto" or int, default="auto"

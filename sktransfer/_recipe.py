@@ -69,7 +69,7 @@ LABEL_SMOOTHING = 0.0
 HEAD_WARMUP_C = "auto"
 #: the head warm-up's C when the body trains too (``head_warmup_C="auto"``)
 BODY_HEAD_WARMUP_C = 0.01
-MIN_STEPS = 0
+MIN_STEPS = 50
 LR_SCHEDULES = ("cosine", "constant")
 _BATCH_NORMS = (nn.modules.batchnorm._BatchNorm,)
 

@@ -259,7 +259,7 @@ def test_min_steps_raises_the_epochs_of_a_tiny_fit(images):
     assert clf.n_epochs_ == 5 and len(clf.history_) == 5
     lrs = dict(clf.callbacks_)["record"].lrs
     assert len(lrs) == 10 and lrs[-1] < 0.05 * 0.05  # one cosine over all 10 steps
-    plain = _fit(images, None, freeze_depth=1, max_epochs=2)  # the default: no floor
+    plain = _fit(images, None, freeze_depth=1, max_epochs=2, min_steps=0)  # no floor
     assert plain.n_epochs_ == 2 and len(plain.history_) == 2
     big = _fit(images, None, freeze_depth=1, max_epochs=6, min_steps=9)
     assert big.n_epochs_ == 6  # enough steps already: max_epochs as given
@@ -275,3 +275,9 @@ def test_new_recipe_params_are_validated_in_fit(images, param, value, match):
     clf = TransferClassifier("tiny_cnn", weights=None, **FAST).set_params(**{param: value})
     with pytest.raises(ValueError, match=match):
         clf.fit(*images)
+
+
+def test_the_classifier_default_is_a_floor_of_50_steps():
+    from conftest import MIN_STEPS_DEFAULT  # the suite itself trains with min_steps=0
+
+    assert MIN_STEPS_DEFAULT == 50
