@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import functools
 import numbers
 import time
@@ -11,7 +12,7 @@ import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin, clone
 from sklearn.metrics import check_scoring
 from sklearn.model_selection import RepeatedStratifiedKFold, StratifiedKFold, check_cv
-from sklearn.utils import _safe_indexing
+from sklearn.utils import _safe_indexing, indexable
 from sklearn.utils.validation import _num_samples, check_is_fitted
 
 from ._classifier import TransferClassifier
@@ -209,6 +210,9 @@ train_split, device, verbose
     def set_params(self, **params):
         """Set parameters, TransferClassifier's prefixed ones (``optimizer__lr``) included."""
         names, prefixes = _transfer_classifier_names()
+        if "freeze_depth" in params:
+            raise ValueError(f"{type(self).__name__} takes freeze_depths (the candidates), not "
+                             f"freeze_depth; use set_params(freeze_depths=[...])")
         direct = {k: v for k, v in params.items()
                   if k not in self._get_param_names()
                   and (k in names or k.split("__", 1)[0] in prefixes)}
@@ -222,9 +226,23 @@ train_split, device, verbose
         return super().set_params(**rest) if rest else self
 
     def _transfer_params(self) -> dict:
+        """The parameters every candidate gets, checked against TransferClassifier's."""
         params = self.get_params(deep=False)
         for name in _CV_PARAMS:
             params.pop(name)
+        names, prefixes = _transfer_classifier_names()
+        if "freeze_depth" in params:
+            raise ValueError(f"{type(self).__name__} takes freeze_depths (the candidates), not "
+                             f"freeze_depth={params['freeze_depth']!r}; the choice is "
+                             f"freeze_depth_ after fit. Use freeze_depths=[...]")
+        unknown = sorted(k for k in params
+                         if k not in names and k.split("__", 1)[0] not in prefixes)
+        if unknown:
+            close = difflib.get_close_matches(unknown[0], sorted(names), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ValueError(f"{type(self).__name__} got unknown parameter(s) {unknown}: not "
+                             f"TransferClassifier parameters nor prefixed ones such as "
+                             f"optimizer__weight_decay{hint}")
         return params
 
     # -- checks ----------------------------------------------------------------------------
@@ -306,6 +324,7 @@ train_split, device, verbose
         params = self._transfer_params()
         base = TransferClassifier(freeze_depth=depths[0], **params)
         scorer = self._check_scoring(base)
+        X = indexable(X)[0]  # array-likes without indexing (an __array__ only) become arrays
         n_samples = _num_samples(X)
         y_enc = base._encode_target(y, n_samples, fitting=True)  # validates y
         classes = base.classes_

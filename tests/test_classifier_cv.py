@@ -11,6 +11,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import GridSearchCV, KFold, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
+from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import sktransfer
 from sktransfer import TransferClassifier, TransferClassifierCV, select_most_frozen
@@ -114,6 +115,17 @@ def test_delegates_to_best_estimator(fitted, data):
     np.testing.assert_allclose(fitted.transform(X), best.transform(X))
     assert fitted.score(X, y) == best.score(X, y)
     assert fitted.predict(X).dtype == y.dtype
+
+
+def test_unknown_and_misplaced_params_are_refused_before_training(data):
+    X, y = data
+    with pytest.raises(ValueError, match=r"unknown parameter\(s\) \['max_epoch'\].*did you "
+                                         r"mean 'max_epochs'"):
+        tiny(max_epoch=3).fit(X, y)
+    with pytest.raises(ValueError, match="takes freeze_depths .* not freeze_depth=0"):
+        tiny(freeze_depth=0).fit(X, y)
+    with pytest.raises(ValueError, match="takes freeze_depths"):
+        tiny().set_params(freeze_depth=0)
 
 
 def test_not_fitted_error(data):
@@ -226,3 +238,24 @@ def test_docstring_example_runs():
 
     result = doctest.testmod(_classifier_cv)
     assert result.attempted > 0 and result.failed == 0
+
+
+# scikit-learn's own checks, on the 2-D `mlp` backbone; every expected failure with its reason
+EXPECTED_FAILED = {
+    "check_sample_weight_equivalence_on_dense_data": (
+        "a sample repeated w times lands in several folds where a weighted sample lands in "
+        "one, so the cross-validated choice can differ; and the networks train in float32 "
+        "(see TransferClassifier's entry in test_sklearn_checks.py)"),
+}
+
+
+@parametrize_with_checks(
+    # frozen candidates only: every fit trains on cached features, so the ~60 checks (each
+    # several fits of 2 folds x 2 candidates + a refit) stay within a minute or two
+    [TransferClassifierCV(backbone="mlp", weights=None, freeze_depths=["all", -1], cv=2,
+                          max_epochs=2, lr=1e-2, batch_size=64, random_state=0, device="cpu")],
+    expected_failed_checks=lambda estimator: EXPECTED_FAILED,
+)
+@pytest.mark.slow
+def test_sklearn_compatible_estimator(estimator, check):
+    check(estimator)
