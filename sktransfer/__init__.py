@@ -8,6 +8,7 @@ from .freezing import (FreezeContext, FreezeStrategy, get_freezer, get_strategy,
                        list_strategies, register_freezer, register_strategy)
 from ._cache import clear_caches
 from ._data import load_image_folder
+from ._selection import select_most_frozen
 
 __version__ = "0.1.0"
 
@@ -16,7 +17,8 @@ __all__ = [
     "TokenPool", "PretrainedWeights", "register_backbone", "get_backbone", "list_backbones",
     "register_strategy", "get_strategy", "list_strategies", "FreezeStrategy", "FreezeContext",
     "load_image_folder", "refresh_plugins", "PluginError", "clear_caches", "MissingWeightsError",
-    "UnsafeWeightsError", "TextPreprocessing", "__version__",
+    "UnsafeWeightsError", "TextPreprocessing", "TransferClassifierCV", "select_most_frozen",
+    "__version__",
     # older names of the freezing-strategy registry, kept as aliases
     "register_freezer", "get_freezer", "list_freezers",
 ]
@@ -30,6 +32,9 @@ def __getattr__(name):
     if name == "TransferRegressor":
         from ._regressor import TransferRegressor
         return TransferRegressor
+    if name == "TransferClassifierCV":
+        from ._classifier_cv import TransferClassifierCV
+        return TransferClassifierCV
     if name == "FeatureExtractor":
         from ._extractor import FeatureExtractor
         return FeatureExtractor

@@ -1,0 +1,178 @@
+"""A variance-aware choice of ``freeze_depth`` from cross-validation results.
+
+On a few dozen images the fold scores of fine-tuned candidates swing by more
+than the differences between them, so "the best mean test score" picks noise.
+:func:`select_most_frozen` prefers the more frozen (cheaper, steadier)
+candidate unless a deeper fine-tune is better by more than the noise, measured
+on the same splits (paired differences). It works as ``GridSearchCV``'s
+``refit=`` and is the rule :class:`~sktransfer.TransferClassifierCV` applies.
+"""
+
+from __future__ import annotations
+
+import numbers
+import re
+
+import numpy as np
+
+__all__ = ["select_most_frozen", "unresolved_frozen_rank"]
+
+
+def unresolved_frozen_rank(depth):
+    """How frozen a ``freeze_depth`` value is, without knowing the backbone (higher: more).
+
+    ``"all"`` first, then negative ints in the order -1, -2, ... (they count
+    from the top, so -1 trains only the last block), then non-negative ints,
+    larger first. ``None`` for a value that is no freeze depth.
+    """
+    if isinstance(depth, str):
+        return (2, 0) if depth == "all" else None
+    if isinstance(depth, (bool, np.bool_)) or not isinstance(depth, numbers.Integral):
+        return None
+    depth = int(depth)
+    return (1, depth) if depth < 0 else (0, depth)
+
+
+def _check_n_se(n_se) -> float:
+    if isinstance(n_se, (bool, np.bool_)) or not isinstance(n_se, numbers.Real) \
+            or not np.isfinite(n_se) or n_se < 0:
+        raise ValueError(f"n_se must be a finite number >= 0 (how many standard errors of "
+                         f"the paired score differences count as noise), got {n_se!r}")
+    return float(n_se)
+
+
+def _depth_key(params_list) -> str | None:
+    """The key of the ``freeze_depth`` parameter in the candidates' params, if any."""
+    keys = sorted({k for params in params_list for k in params
+                   if k == "freeze_depth" or k.endswith("__freeze_depth")})
+    if len(keys) > 1:
+        raise ValueError(f"cv_results holds several freeze depth parameters {keys}; "
+                         f"select_most_frozen needs exactly one")
+    return keys[0] if keys else None
+
+
+def _split_scores(cv_results, scorer: str | None) -> np.ndarray:
+    """Test scores as an array (n_candidates, n_splits)."""
+    name = "score" if scorer is None else scorer
+    pattern = re.compile(rf"^split(\d+)_test_{re.escape(name)}$")
+    found = sorted((int(m.group(1)), k) for k in cv_results
+                   if (m := pattern.match(k)) is not None)
+    if not found:
+        metrics = sorted(k[len("mean_test_"):] for k in cv_results
+                         if k.startswith("mean_test_"))
+        if scorer is None and metrics:
+            raise ValueError(f"cv_results has no 'split0_test_score': it was made with several "
+                             f"scorers ({metrics}); say which one with "
+                             f"functools.partial(select_most_frozen, scorer={metrics[0]!r})")
+        raise ValueError(f"cv_results has no per-split test scores 'split<i>_test_{name}' "
+                         f"(scorers found: {metrics})")
+    return np.column_stack([np.asarray(cv_results[k], dtype=float) for _, k in found])
+
+
+def select(cv_results, n_se: float, frozen_rank, scorer: str | None = None) -> int:
+    """Index of the candidate :func:`select_most_frozen` describes.
+
+    ``frozen_rank(depth)`` orders depth values (higher: more frozen; ``None``:
+    not a depth). :class:`~sktransfer.TransferClassifierCV` passes one that
+    knows the backbone, so negative depths land where they belong.
+    """
+    n_se = _check_n_se(n_se)
+    params_list = list(cv_results["params"])
+    scores = _split_scores(cv_results, scorer)
+    means = scores.mean(axis=1)
+    if np.isnan(means).all():  # every candidate failed (error_score=nan)
+        return 0
+    best = int(np.nanargmax(means))
+    key = _depth_key(params_list)
+    if key is None:
+        return best
+    n_splits = scores.shape[1]
+    chosen, chosen_key = best, None
+    for index, params in enumerate(params_list):
+        if key not in params or np.isnan(means[index]):
+            continue
+        rank = frozen_rank(params[key])
+        if rank is None:
+            continue
+        if index != best:
+            diffs = scores[best] - scores[index]
+            # one split has no spread to measure noise by: only ties with the best count
+            se = diffs.std(ddof=1) / np.sqrt(n_splits) if n_splits > 1 else 0.0
+            if not means[best] - means[index] <= n_se * se:
+                continue
+        candidate_key = (rank, means[index])
+        if chosen_key is None or candidate_key > chosen_key:
+            chosen, chosen_key = index, candidate_key
+    return int(chosen)
+
+
+def select_most_frozen(cv_results, *, n_se=1.0, scorer=None) -> int:
+    """Pick the most frozen candidate whose score is within noise of the best.
+
+    A refit rule for :class:`~sklearn.model_selection.GridSearchCV` over
+    ``freeze_depth`` (``refit=select_most_frozen``), and the rule
+    :class:`~sktransfer.TransferClassifierCV` applies. On small sets the fold
+    scores of fine-tuned candidates vary by more than the differences between
+    them; this prefers the more frozen candidate unless a deeper one is better
+    by more than that noise.
+
+    The rule: let ``b`` be the candidate with the best mean test score. A
+    candidate ``c`` is *within noise* when
+    ``mean(b) - mean(c) <= n_se * SE``, where ``SE`` is the standard error of
+    the paired per-split differences ``score_b(split) - score_c(split)``
+    (their standard deviation with ``ddof=1`` divided by ``sqrt(n_splits)``;
+    each split of a repeated cross-validation counts as a split). Among the
+    candidates within noise, the most frozen one wins; candidates with the
+    same depth (a grid over other parameters too) are told apart by their
+    mean score.
+
+    How frozen: ``"all"`` most, then negative ints in the order -1, -2, ...
+    (they count from the top of the backbone, whose size this function does
+    not know), then non-negative ints, larger first.
+    :class:`~sktransfer.TransferClassifierCV` knows the backbone and orders
+    negative depths by the number of blocks they freeze.
+
+    With a single split there is no spread to measure: only candidates tied
+    with the best count as within noise. A grid without a ``freeze_depth``
+    parameter (it may be a Pipeline step's, ``<step>__freeze_depth``) gets the
+    best mean, as ``refit=True`` would; candidates of a grid that lack it only
+    win as the best. Candidates whose mean is NaN (failed fits) are never
+    chosen.
+
+    Parameters
+    ----------
+    cv_results : dict
+        ``GridSearchCV.cv_results_`` (what sklearn passes a callable ``refit``).
+    n_se : float, default=1.0
+        How many standard errors of the paired differences count as noise; 0
+        picks the best mean (ties to the most frozen). For another value in
+        ``GridSearchCV`` use ``functools.partial(select_most_frozen, n_se=2)``.
+    scorer : str or None, default=None
+        With several scorers (``scoring`` a list or dict), the name of the one
+        to judge by.
+
+    Returns
+    -------
+    index : int
+        The chosen candidate's index into ``cv_results["params"]``.
+
+    Notes
+    -----
+    With a callable ``refit``, ``GridSearchCV`` sets ``best_index_``,
+    ``best_params_`` and ``best_estimator_`` but not ``best_score_``; read
+    ``cv_results_["mean_test_score"][search.best_index_]``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sktransfer import select_most_frozen
+    >>> cv_results = {"params": [{"freeze_depth": "all"}, {"freeze_depth": 0}],
+    ...               "split0_test_score": np.array([0.80, 0.90]),
+    ...               "split1_test_score": np.array([0.85, 0.80]),
+    ...               "split2_test_score": np.array([0.80, 0.85])}
+    >>> select_most_frozen(cv_results)  # depth 0 is better by 0.033, with an SE of 0.044
+    0
+    >>> select_most_frozen(cv_results, n_se=0)
+    1
+    """
+    return select(cv_results, n_se, unresolved_frozen_rank, scorer)

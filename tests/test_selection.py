@@ -1,0 +1,133 @@
+"""The variance-aware refit rule, on hand-made cv_results_ and inside GridSearchCV."""
+
+import doctest
+import functools
+
+import numpy as np
+import pytest
+from sklearn.model_selection import GridSearchCV, StratifiedKFold
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer
+
+import sktransfer
+from sktransfer import TransferClassifier, select_most_frozen
+
+
+def results(depths, scores, key="freeze_depth"):
+    """cv_results_ with one row of per-split scores per candidate."""
+    scores = np.asarray(scores, dtype=float)
+    out = {"params": [{key: d} for d in depths],
+           "mean_test_score": scores.mean(axis=1)}
+    for i in range(scores.shape[1]):
+        out[f"split{i}_test_score"] = scores[:, i]
+    return out
+
+
+def test_deeper_candidate_better_by_less_than_noise_loses_to_the_frozen_one():
+    # depth 0 wins on average by 0.05, but swings +-0.1 between splits
+    cv = results(["all", 5, 0], [[0.80, 0.80, 0.80, 0.80],
+                                 [0.70, 0.90, 0.75, 0.85],
+                                 [0.95, 0.75, 0.95, 0.75]])
+    assert select_most_frozen(cv) == 0
+
+
+def test_deeper_candidate_better_by_more_than_noise_wins():
+    cv = results(["all", 0], [[0.70, 0.72, 0.69, 0.71],
+                              [0.90, 0.91, 0.89, 0.92]])
+    assert select_most_frozen(cv) == 1
+
+
+def test_the_most_frozen_candidate_within_noise_wins_not_the_first():
+    # "all" is clearly worse; 5 and 0 are within noise of each other: 5 is more frozen
+    cv = results([0, 5, "all"], [[0.90, 0.80, 0.90, 0.80],
+                                 [0.85, 0.85, 0.85, 0.80],
+                                 [0.50, 0.50, 0.50, 0.50]])
+    assert select_most_frozen(cv) == 1
+
+
+def test_n_se_sets_the_tolerance():
+    cv = results(["all", 0], [[0.80, 0.85, 0.80], [0.90, 0.80, 0.85]])
+    assert select_most_frozen(cv) == 0
+    assert select_most_frozen(cv, n_se=0) == 1
+    assert functools.partial(select_most_frozen, n_se=0)(cv) == 1
+
+
+@pytest.mark.parametrize("n_se", [-1, float("nan"), "1", True])
+def test_a_bad_n_se_is_refused(n_se):
+    with pytest.raises(ValueError, match="n_se must be a finite number >= 0"):
+        select_most_frozen(results(["all", 0], [[0.8, 0.8], [0.9, 0.9]]), n_se=n_se)
+
+
+def test_one_split_gives_the_best_mean_and_ties_go_to_the_most_frozen():
+    assert select_most_frozen(results(["all", 0], [[0.80], [0.81]])) == 1
+    assert select_most_frozen(results([0, 3, "all"], [[0.9], [0.9], [0.8]])) == 1
+
+
+def test_a_grid_without_freeze_depth_gets_the_best_mean():
+    cv = results([1e-3, 1e-2, 1e-1], [[0.80, 0.80], [0.82, 0.83], [0.81, 0.81]], key="lr")
+    assert select_most_frozen(cv) == 1
+
+
+def test_freeze_depth_of_a_pipeline_step_is_found():
+    cv = results(["all", 0], [[0.80, 0.85, 0.80], [0.90, 0.80, 0.85]],
+                 key="transferclassifier__freeze_depth")
+    assert select_most_frozen(cv) == 0
+
+
+def test_negative_depths_rank_after_all_and_before_non_negative_ones():
+    tied = [[0.8, 0.8, 0.8]] * 4
+    assert select_most_frozen(results([0, -2, -1, 6], tied)) == 2
+    assert select_most_frozen(results([0, -2, "all", -1], tied)) == 2
+
+
+def test_other_params_with_the_same_depth_are_told_apart_by_their_mean():
+    cv = {"params": [{"freeze_depth": 0, "lr": 1e-3}, {"freeze_depth": "all", "lr": 1e-3},
+                     {"freeze_depth": "all", "lr": 1e-2}],
+          "split0_test_score": np.array([0.90, 0.84, 0.86]),
+          "split1_test_score": np.array([0.80, 0.84, 0.85]),
+          "split2_test_score": np.array([0.88, 0.84, 0.86])}
+    assert select_most_frozen(cv) == 2
+
+
+def test_failed_candidates_are_never_chosen():
+    cv = results(["all", 0], [[np.nan, 0.8], [0.7, 0.75]])
+    assert select_most_frozen(cv) == 1
+
+
+def test_several_scorers_need_a_name():
+    cv = {"params": [{"freeze_depth": "all"}, {"freeze_depth": 0}],
+          "mean_test_acc": np.array([0.8, 0.9]),
+          "split0_test_acc": np.array([0.8, 0.9]), "split1_test_acc": np.array([0.8, 0.9])}
+    with pytest.raises(ValueError, match=r"scorer='acc'"):
+        select_most_frozen(cv)
+    assert select_most_frozen(cv, scorer="acc") == 1
+
+
+def test_docstring_example_runs():
+    from sktransfer import _selection
+
+    result = doctest.testmod(_selection)
+    assert result.attempted > 0 and result.failed == 0
+
+
+def test_works_as_refit_of_a_real_grid_search(images):
+    X, y = images
+    clf = TransferClassifier("tiny_cnn", weights=None, max_epochs=1, random_state=0,
+                             device="cpu")
+    grid = {"freeze_depth": [0, 2, "all"]}
+    search = GridSearchCV(clf, grid, cv=StratifiedKFold(2), refit=select_most_frozen).fit(X, y)
+    expected = select_most_frozen(search.cv_results_)
+    assert search.best_index_ == expected
+    assert search.best_estimator_.freeze_depth == grid["freeze_depth"][expected]
+    assert search.predict(X[:3]).dtype == y.dtype
+
+    pipe = make_pipeline(FunctionTransformer(), clf)
+    search = GridSearchCV(pipe, {"transferclassifier__freeze_depth": [0, "all"]},
+                          cv=StratifiedKFold(2),
+                          refit=functools.partial(select_most_frozen, n_se=2)).fit(X, y)
+    assert search.best_index_ in (0, 1)
+    assert search.best_estimator_[-1].freeze_depth == [0, "all"][search.best_index_]
+
+
+def test_exported():
+    assert "select_most_frozen" in sktransfer.__all__
