@@ -11,10 +11,11 @@ torch.set_num_threads(2)
 # The classifier's floor of 50 optimizer steps (min_steps) would turn the suite's
 # one- and two-epoch fits on a few dozen images into 20-epoch ones: tests train the
 # epochs they ask for. The real default is asserted in test_recipe.py.
-from sktransfer import TransferClassifier  # noqa: E402
+from sktransfer import TransferClassifier, TransferClassifierCV  # noqa: E402
 
 MIN_STEPS_DEFAULT = TransferClassifier.__init__.__kwdefaults__["min_steps"]
-TransferClassifier.__init__.__kwdefaults__["min_steps"] = 0
+for _estimator in (TransferClassifier, TransferClassifierCV):
+    _estimator.__init__.__kwdefaults__["min_steps"] = 0
 
 
 @pytest.fixture(autouse=True)
