@@ -237,6 +237,30 @@ def test_predict_after_fit_checks_input_too(base):
         clf.predict(np.zeros((2, 5)))
 
 
+def test_one_image_is_refused_with_the_fix_and_small_gray_batches_still_work(base):
+    X, y = base
+    one = X[0]  # (32, 32, 3): one RGB image, not 32 grayscale images 32x3 pixels
+    fix = r"X looks like one image of shape \(32, 32, 3\).*pass a batch: X\[None\]"
+    clf = TransferClassifier("tiny_cnn", weights=None, max_epochs=1, device="cpu").fit(X, y)
+    fe = FeatureExtractor("tiny_cnn", weights=None, device="cpu").fit(X)
+    for call in (clf.predict, clf.predict_proba, clf.transform, fe.transform,
+                 lambda a: clf.predict(torch.from_numpy(a)),
+                 lambda a: TransferClassifier("tiny_cnn", weights=None, max_epochs=1).fit(a, y),
+                 lambda a: FeatureExtractor("tiny_cnn", weights=None).fit(a)):
+        with pytest.raises(ValueError, match=fix):
+            call(one)
+    assert clf.predict(one[None]).shape == (1,)
+    with pytest.raises(ValueError, match=r"X\[\.\.\., None\]"):
+        fe.transform(np.zeros((64, 64, 1), np.uint8))
+    # digits-like grayscale batches: 3 or 4 images of 8x8 are batches, whatever n is
+    for n in (3, 4, 8):
+        gray = np.random.RandomState(n).randint(0, 255, (n, 8, 8), dtype=np.uint8)
+        assert clf.predict(gray).shape == (n,)
+        assert fe.transform(gray).shape[0] == n
+    narrow = np.zeros((10, 16, 3, 1), np.uint8)  # narrow grayscale strips, said explicitly
+    assert fe.transform(narrow).shape[0] == 10
+
+
 def test_large_folder_is_decoded_lazily(tmp_path):
     """Fitting from 300 files decodes them per batch: memory stays bounded."""
     rng = np.random.RandomState(0)

@@ -14,7 +14,8 @@ import torch
 
 from .._text import as_text_input
 from . import _decode
-from ._arrays import _ArrayView, _array_to_tensor, _check_aspect, _check_numeric, _layout
+from ._arrays import (_ArrayView, _array_to_tensor, _check_aspect, _check_not_one_image,
+                      _check_numeric, _layout)
 from ._resize import ResizeCrop
 
 __all__ = ["ImageInput", "VectorInput", "as_input"]
@@ -86,6 +87,7 @@ class VectorInput:
 def _image_array(array, name="X") -> ImageInput:
     if isinstance(array, torch.Tensor):
         array = array.detach().cpu().numpy()
+    _check_not_one_image(array.shape, name)
     _check_numeric(array, name)
     if array.dtype.kind == "f" and array.dtype.itemsize > 8:  # torch has no float128
         array = array.astype(np.float64)
