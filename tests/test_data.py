@@ -397,6 +397,25 @@ def test_folder_link_cycles_and_links_out_of_root_are_skipped(tmp_path):
         assert why in messages
 
 
+def test_looping_and_dangling_file_links_are_skipped_with_a_warning(tmp_path):
+    root = tmp_path / "root"
+    for label in ("cat", "dog"):
+        (root / label).mkdir(parents=True)
+        Image.new("RGB", (8, 8)).save(root / label / f"{label}.png")
+    (root / "cat" / "x1.jpg").symlink_to(root / "cat" / "x2.jpg")
+    (root / "cat" / "x2.jpg").symlink_to(root / "cat" / "x1.jpg")  # a cycle
+    (root / "dog" / "gone.jpg").symlink_to(tmp_path / "deleted.jpg")
+    (root / "dog" / "alias.png").symlink_to(root / "dog" / "dog.png")  # a good file link
+    with pytest.warns(UserWarning) as record:
+        paths, labels = load_image_folder(root)
+    assert [Path(p).name for p in paths] == ["cat.png", "alias.png", "dog.png"]
+    assert labels.tolist() == ["cat", "dog", "dog"]
+    messages = [str(w.message) for w in record]
+    for name, why in [("cat/x1.jpg", "link cycle"), ("cat/x2.jpg", "link cycle"),
+                      ("dog/gone.jpg", "does not exist")]:
+        assert any(str(root / name) in m and why in m for m in messages), name
+
+
 def test_folder_link_to_a_hidden_store_inside_root_is_followed(tmp_path):
     root = tmp_path / "root"
     (root / ".store" / "cats").mkdir(parents=True)
