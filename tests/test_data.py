@@ -438,17 +438,41 @@ def test_fifo_in_paths_is_an_error_not_a_hang(tmp_path, base):
 
 
 @pytest.mark.parametrize("form", ["path", "pil", "array"])
-def test_absurd_aspect_ratios_are_refused_before_any_work(tmp_path, form):
-    sliver = Image.new("RGB", (20000, 1))
-    if form == "path":
-        sliver.save(tmp_path / "sliver.png")
-        X = [str(tmp_path / "sliver.png")]
+@pytest.mark.parametrize("width, height", [(1, 2000), (3000, 20)])
+def test_very_elongated_images_are_served_from_their_centred_square(tmp_path, monkeypatch,
+                                                                     form, width, height):
+    rng = np.random.RandomState(0)
+    pixels = rng.randint(0, 255, (height, width, 3), dtype=np.uint8)
+    side = min(width, height)
+    top, left = (height - side) // 2, (width - side) // 2
+    # around the centre the image repeats one line along its long axis, so the filter
+    # of PIL's resize, which peeks a little past the square, sees the same pixels
+    if height > width:
+        pixels[top - 4 * side:top + 5 * side] = pixels[top]
     else:
-        X = [sliver] if form == "pil" else np.zeros((1, 1, 20000, 3), np.uint8)
-    with pytest.raises(ValueError, match=r"20000x1 pixels.*aspect ratio over 50:1"):
-        FeatureExtractor("tiny_cnn", weights=None).fit(X)
-    fine = [Image.new("RGB", (400, 10))]  # 40:1 is still accepted
-    assert FeatureExtractor("tiny_cnn", weights=None).fit_transform(fine).shape[0] == 1
+        pixels[:, left - 4 * side:left + 5 * side] = pixels[:, left:left + 1]
+    square = pixels[top:top + side, left:left + side]
+
+    def as_form(array, name):
+        if form == "array":
+            return array[None]
+        if form == "pil":
+            return [Image.fromarray(array)]
+        Image.fromarray(array).save(tmp_path / f"{name}.png")
+        return [str(tmp_path / f"{name}.png")]
+
+    resized = []  # pixels of every resize result: bounded by the crop, not the long side
+    interpolate, pil_resize = torch.nn.functional.interpolate, Image.Image.resize
+    monkeypatch.setattr(torch.nn.functional, "interpolate", lambda x, size=None, **kw: (
+        resized.append(int(np.prod(size))), interpolate(x, size=size, **kw))[1])
+    monkeypatch.setattr(Image.Image, "resize", lambda img, size, *a, **kw: (
+        resized.append(size[0] * size[1]), pil_resize(img, size, *a, **kw))[1])
+    fe = FeatureExtractor("tiny_cnn", weights=None, image_size=64, random_state=0)
+    features = fe.fit_transform(as_form(pixels, "long"))
+    assert features.shape[0] == 1 and np.isfinite(features).all()
+    assert resized and max(resized) <= 64 * 64
+    # what the network sees is the centred square
+    np.testing.assert_allclose(features, fe.transform(as_form(square, "square")), atol=1e-5)
 
 
 def test_non_utf8_file_name_works(tmp_path, base):
