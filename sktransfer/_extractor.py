@@ -367,7 +367,8 @@ class FeatureExtractor(PlainStateMixin, TransformerMixin, BaseEstimator):
         self.__dict__.update(state)
         if arrays is None:
             return
-        self._build(architecture_source(self), None)  # the architecture; the saved arrays are the weights
+        # the architecture only; the saved arrays are the weights
+        self._build(architecture_source(self), None)
         load_module_arrays(nn.ModuleDict({"blocks": self.backbone_.blocks,
                                           "pool": self.extractor_.pool}), arrays,
                            "FeatureExtractor network")

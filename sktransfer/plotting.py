@@ -69,11 +69,11 @@ def _score_range(search, results) -> tuple[float, float]:
     R^2 for a regressor (sklearn's conventions)."""
     from sklearn.base import is_classifier, is_regressor
 
-    if hasattr(search, "cv_results_"):
-        scoring, estimator = getattr(search, "scoring", None), getattr(search, "estimator", None)
-        if scoring is None and estimator is not None:
-            scoring = "accuracy" if is_classifier(estimator) else \
-                "r2" if is_regressor(estimator) else None
+    if hasattr(search, "cv_results_"):  # a search estimator: its tags are its estimator's
+        scoring = getattr(search, "scoring", None)
+        if scoring is None:
+            scoring = "accuracy" if is_classifier(search) else \
+                "r2" if is_regressor(search) else None
     else:
         scoring = results.get("scoring")
     if not isinstance(scoring, str):
@@ -210,7 +210,9 @@ def plot_history(classifier, ax=None, title: str | None = None):
     from matplotlib.ticker import MaxNLocator
 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.yaxis.get_major_formatter().set_useOffset(False)  # an offset text hits the title
+    formatter = ax.yaxis.get_major_formatter()
+    if hasattr(formatter, "set_useOffset"):  # an offset text ("1e-6+6.93e-1") hits the title
+        formatter.set_useOffset(False)
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss (cross-entropy)")
     ax.grid(alpha=0.3)

@@ -252,7 +252,8 @@ def test_a_text_model_refuses_image_files_and_arrays_also_after_saving(minilm, t
     with pytest.raises(ValueError, match="look like image file paths"):
         FeatureExtractor("minilm_l6").fit([str(photo)])
     sio.dump(minilm, tmp_path / "fe.skops")
-    fe = sio.load(tmp_path / "fe.skops", trusted=sio.get_untrusted_types(file=tmp_path / "fe.skops"))
+    fe_file = tmp_path / "fe.skops"
+    fe = sio.load(fe_file, trusted=sio.get_untrusted_types(file=fe_file))
     np.testing.assert_allclose(fe.transform(TEXTS), minilm.transform(TEXTS), atol=1e-5)
     with pytest.raises(ValueError, match="fitted on texts"):
         fe.transform([str(photo)])

@@ -4,8 +4,8 @@ Arrays are ``(N, H, W, C)``, ``(N, C, H, W)`` or ``(N, H, W)``, uint8 in 0..255,
 other integers within 0..255, or floats in [0, 1]. Floats outside [0, 1] (0..255
 values, or images already mean/std-normalised) are refused: they would silently
 look ~255x too bright. Images of any aspect ratio are accepted: the resize cuts
-very elongated ones to their centred square first (see ``_resize``). The caller's array is read, never converted in place: uint8 -> float happens per
-sample.
+very elongated ones to their centred square first (see ``_resize``). The caller's
+array is read, never converted in place: uint8 -> float happens per sample.
 
 A 3-D array is a batch of grayscale images ``(N, H, W)`` - sklearn's digits are
 ``(n, 8, 8)`` - except when it can only be one channels-last image: its last axis
