@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 import inspect
+import warnings
 
 import numpy as np
 import torch
@@ -52,6 +54,30 @@ def check_labels_present(y) -> None:
         raise ValueError(f"y has {len(missing)} missing label(s) (None or NaN) at position(s) "
                          f"{where}; drop those samples or fill in their labels")
 
+
+def warn_labels_seen_once(y: np.ndarray) -> None:
+    """Warn about labels that occur in one sample only while others occur more often.
+
+    A typo (``"catcup"`` among many ``"cat_cup"``) would otherwise become a class
+    of its own without a word. When every label occurs once, that is what the user
+    meant, and nothing is said.
+    """
+    labels, counts = np.unique(y, return_counts=True)
+    once = labels[counts == 1]
+    if len(once) == 0 or len(once) == len(labels):
+        return
+    frequent = [v for v in labels[counts > 1].tolist() if isinstance(v, str)]
+    parts = []
+    for label in once[:10].tolist():
+        close = difflib.get_close_matches(label, frequent, n=1) \
+            if isinstance(label, str) else []
+        parts.append(f"{label!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    more = f" and {len(once) - 10} more" if len(once) > 10 else ""
+    warnings.warn(f"{'label' if len(once) == 1 else 'labels'} {', '.join(parts)}{more} "
+                  f"{'occurs' if len(once) == 1 else 'occur'} once in y, while other labels "
+                  f"occur several times: each becomes a class of its own. If that is a typo, "
+                  f"correct the label in y; if not, ignore this warning.", UserWarning,
+                  stacklevel=5)  # the caller of fit
 
 
 class TransferClassifier(TransferBase, NeuralNetClassifier):
@@ -266,6 +292,8 @@ class TransferClassifier(TransferBase, NeuralNetClassifier):
             if len(classes) < 2:
                 raise ValueError(f"y has {len(classes)} class ({classes.tolist()}); a classifier "
                                  f"needs at least 2 classes")
+            if self.classes is None:
+                warn_labels_seen_once(y)
             self._classes = classes
         classes = self._classes
         index = np.searchsorted(classes, y)

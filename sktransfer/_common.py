@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import torch
 
-from ._data import ImageInput, Preprocessor, TextInput, TextPreprocessor, VectorInput, as_input
+from ._data import (IMAGE_EXTENSIONS, ImageInput, Preprocessor, TextInput, TextPreprocessor,
+                    VectorInput, as_input)
 from ._random import seeded
 from .backbones import Backbone, build_backbone, declared_input_kind
 
@@ -31,11 +34,53 @@ def resolve_device(device) -> str:
     return str(device)
 
 
+AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".aif",
+                    ".aiff", ".wma")
+
+
 def read_input(X, backbone):
     """``as_input(X)`` in the light of ``backbone`` (a name before fit, a Backbone after):
     a text backbone reads a list of strings as texts, any other as file paths."""
     kind = backbone.input_kind if isinstance(backbone, Backbone) else declared_input_kind(backbone)
+    if kind == "text" and isinstance(backbone, Backbone) and _is_numeric_array(X):
+        raise ValueError(f"this model was fitted on texts (backbone {backbone.name!r}); X is a "
+                         f"numeric array of shape {tuple(X.shape)}. Pass a list of texts.")
     return as_input(X, kind=kind)
+
+
+def _is_numeric_array(X) -> bool:
+    if isinstance(X, torch.Tensor):
+        return True
+    return isinstance(X, np.ndarray) and X.dtype.kind in "biufc"
+
+
+def media_file_kind(texts) -> str | None:
+    """``"image"`` or ``"audio"`` when every text looks like a file of that kind: a name
+    ending in its suffix that is an existing file or holds no spaces (a sentence that
+    happens to end in ".jpg" has spaces). ``None`` otherwise. Reads only as far as the
+    first ordinary text, so a real batch of texts costs one look at its first item."""
+    kind = None
+    for text in texts:
+        suffix = os.path.splitext(text.strip())[1].lower()
+        if suffix in IMAGE_EXTENSIONS:
+            this = "image"
+        elif suffix in AUDIO_EXTENSIONS:
+            this = "audio"
+        else:
+            return None
+        if kind not in (None, this) or "\n" in text \
+                or (any(c.isspace() for c in text.strip()) and not os.path.isfile(text)):
+            return None
+        kind = this
+    return kind
+
+
+def _paths_as_texts_error(source: TextInput, kind: str, what: str) -> ValueError:
+    first = ", ".join(repr(t) for t in source.items[:2]) + (", ..." if len(source) > 2 else "")
+    files = {"image": "images", "audio": "audio files"}[kind]
+    return ValueError(f"X holds what look like {kind} file paths ({first}); {what} and would "
+                      f"read the file names as texts. Pass texts, or use a model fitted on "
+                      f"{files}.")
 
 
 def make_backbone(name, weights, source, image_size=None):
@@ -59,6 +104,8 @@ def make_backbone(name, weights, source, image_size=None):
                          f"builder.input_kind = 'text' so that strings are read as texts")
     if backbone.input_kind != "text" and isinstance(source, TextInput):
         raise ValueError(f"backbone {name!r} takes {backbone.input_kind}s, not texts")
+    if isinstance(source, TextInput) and (media := media_file_kind(source.items)):
+        raise _paths_as_texts_error(source, media, f"backbone {name!r} takes texts")
     if backbone.input_kind == "image" and isinstance(source, VectorInput):
         raise ValueError(f"backbone {name!r} takes images (N, H, W, C), (N, C, H, W), (N, H, W), "
                          f"file paths or PIL images; X is 2-D {source.items.shape}, which reads "
@@ -92,6 +139,9 @@ def check_source_kind(source, backbone) -> None:
     if (backbone.input_kind == "text") != isinstance(source, TextInput):
         raise ValueError(f"this model was fitted on {backbone.input_kind}s (backbone "
                          f"{backbone.name!r}); X was read as {source.kind}s")
+    if isinstance(source, TextInput) and (media := media_file_kind(source.items)):
+        raise _paths_as_texts_error(source, media, f"this model was fitted on texts (backbone "
+                                                   f"{backbone.name!r})")
     if backbone.input_kind == "vector" and isinstance(source, ImageInput):
         raise ValueError(f"this model was fitted on 2-D vectors (backbone {backbone.name!r} "
                          f"takes vectors); X holds images")

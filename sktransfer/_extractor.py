@@ -18,8 +18,8 @@ from ._common import (check_source_kind, make_backbone, preprocessor_for, progre
 from ._data import (ImageInput, PairCollate, SampleDataset, VectorInput, check_num_workers,
                     loader_options, network_input, resolve_num_workers, torch_ready)
 from ._fold import folded
-from ._persist import (PlainStateMixin, backbone_meta, load_module_arrays, module_arrays,
-                       restore_backbone_meta)
+from ._persist import (PlainStateMixin, architecture_source, backbone_meta, load_module_arrays,
+                       module_arrays, restore_backbone_meta)
 from ._text import TextInput
 from .backbones._spec import GlobalPool
 
@@ -367,9 +367,8 @@ class FeatureExtractor(PlainStateMixin, TransformerMixin, BaseEstimator):
         self.__dict__.update(state)
         if arrays is None:
             return
-        source = VectorInput(np.zeros((1, self.n_features_in_), np.float32)) \
-            if hasattr(self, "n_features_in_") else ImageInput([], "pil")
-        self._build(source, None)  # the architecture; the saved arrays are the weights
+        # the architecture only; the saved arrays are the weights
+        self._build(architecture_source(self), None)
         load_module_arrays(nn.ModuleDict({"blocks": self.backbone_.blocks,
                                           "pool": self.extractor_.pool}), arrays,
                            "FeatureExtractor network")

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 __all__ = ["PlainStateMixin", "module_arrays", "load_module_arrays", "backbone_meta",
-           "restore_backbone_meta"]
+           "restore_backbone_meta", "architecture_source"]
 
 
 def _restore(cls, state):
@@ -85,12 +85,30 @@ def load_module_arrays(module: torch.nn.Module, arrays: dict, what: str) -> None
 
 def backbone_meta(backbone) -> dict:
     """What a skops state keeps of a built backbone besides its arrays: the weights'
-    name and the preprocessing (which pretrained weights may define)."""
+    name and the image preprocessing (which pretrained weights may define). A text
+    backbone's tokenizer is code, not data: the rebuild from the backbone name brings it."""
     import dataclasses
+
+    from .backbones import Preprocessing
 
     preprocessing = backbone.preprocessing
     return {"weights": backbone.weights,
-            "preprocessing": None if preprocessing is None else dataclasses.asdict(preprocessing)}
+            "preprocessing": dataclasses.asdict(preprocessing)
+            if isinstance(preprocessing, Preprocessing) else None}
+
+
+def architecture_source(estimator):
+    """An empty input of the kind ``estimator`` was fitted on, to rebuild its network
+    from the backbone name at a skops load (no data is read)."""
+    from ._data import ImageInput, VectorInput
+    from ._text import TextInput
+    from .backbones import declared_input_kind
+
+    if hasattr(estimator, "n_features_in_"):
+        return VectorInput(np.zeros((1, estimator.n_features_in_), np.float32))
+    if declared_input_kind(estimator.backbone) == "text":
+        return TextInput([])
+    return ImageInput([], "pil")
 
 
 def restore_backbone_meta(backbone, meta: dict) -> None:

@@ -31,11 +31,11 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler, Subset
 from ._cache import ACTIVATIONS, activation_bytes, prefix_activations
 from ._cached_fit import ActivationDataset, Activations, CachedFit
 from ._common import check_source_kind, make_backbone, preprocessor_for, read_input, resolve_device
-from ._data import (ImageInput, PairCollate, SampleDataset, VectorInput, check_num_workers,
+from ._data import (PairCollate, SampleDataset, VectorInput, check_num_workers,
                     dataset_source, loader_options, make_augment, network_input,
                     resolve_num_workers)
-from ._persist import (PlainStateMixin, backbone_meta, load_module_arrays, module_arrays,
-                       restore_backbone_meta)
+from ._persist import (PlainStateMixin, architecture_source, backbone_meta, load_module_arrays,
+                       module_arrays, restore_backbone_meta)
 from ._random import FitRandomness, seeded
 from ._recipe import (LRSchedule, check_recipe_params, epochs_for, optimizer_groups,
                       optimizer_kwargs, resolve_head_warmup_C, scaled_lr_setter)
@@ -660,8 +660,7 @@ class TransferBase(PlainStateMixin, TransformerMixin):
             return
         weights = self.weights
         self.weights = None  # the architecture only; the saved arrays are the weights
-        self._fit_source = VectorInput(np.zeros((1, self.n_features_in_), np.float32)) \
-            if hasattr(self, "n_features_in_") else ImageInput([], "pil")
+        self._fit_source = architecture_source(self)
         try:
             with self._on_device(), seeded(0):
                 self.initialize()
@@ -672,8 +671,8 @@ class TransferBase(PlainStateMixin, TransformerMixin):
         load_module_arrays(self.module_, arrays, f"{type(self).__name__} network")
         restore_backbone_meta(self.backbone_, meta)
         self.preprocessor_ = preprocessor_for(self.backbone_, self.image_size)
-        self.augment_ = make_augment(self.augment, getattr(self.preprocessor_, "p", None)
-                                     and self.preprocessor_.p.crop_size)
+        self.augment_ = make_augment(self.augment, getattr(getattr(self.preprocessor_, "p", None),
+                                                           "crop_size", None))
 
     def load_params(self, *args, **kwargs):
         # skorch maps the files to self.device, which must be a real device, not "auto"

@@ -10,6 +10,7 @@ dependency (``pip install sktransfer[plot]``).
 from __future__ import annotations
 
 import numbers
+import textwrap
 
 import numpy as np
 
@@ -55,6 +56,37 @@ def _label(value) -> str:
     return name if not isinstance(value, (numbers.Number, tuple, list)) else repr(value)
 
 
+#: scorers whose values lie in [0, 1] (sklearn's names, matched as prefixes so that
+#: "f1_macro", "roc_auc_ovr", "precision_weighted" ... count too)
+_UNIT_SCORERS = ("accuracy", "balanced_accuracy", "top_k_accuracy", "average_precision",
+                 "roc_auc", "f1", "precision", "recall", "jaccard")
+
+
+def _score_range(search, results) -> tuple[float, float]:
+    """The range the search's score can take (a bounded scorer), else (-inf, inf).
+
+    ``scoring=None`` means the estimator's own ``score``: accuracy for a classifier,
+    R^2 for a regressor (sklearn's conventions)."""
+    from sklearn.base import is_classifier, is_regressor
+
+    if hasattr(search, "cv_results_"):  # a search estimator: its tags are its estimator's
+        scoring = getattr(search, "scoring", None)
+        if scoring is None:
+            scoring = "accuracy" if is_classifier(search) else \
+                "r2" if is_regressor(search) else None
+    else:
+        scoring = results.get("scoring")
+    if not isinstance(scoring, str):
+        return -np.inf, np.inf
+    if scoring.startswith(_UNIT_SCORERS):
+        return 0.0, 1.0
+    if scoring.startswith("neg_"):  # sklearn's negated losses
+        return -np.inf, 0.0
+    if scoring in ("r2", "explained_variance") or scoring.startswith("d2_"):
+        return -np.inf, 1.0
+    return -np.inf, np.inf
+
+
 def plot_freeze_depth(search, param: str = "freeze_depth", ax=None, title: str | None = None):
     """Cross-validated score against ``freeze_depth``, one line per other setting.
 
@@ -73,7 +105,12 @@ def plot_freeze_depth(search, param: str = "freeze_depth", ax=None, title: str |
     Returns
     -------
     matplotlib.figure.Figure
-        Mean test score with a +-1 std band; the best candidate is ringed.
+        Mean test score with a +-1 std band; the best candidate is ringed. For a
+        bounded score the band is clipped to the values the score can take
+        (accuracy, F1, ROC AUC ... to [0, 1]; R^2 to at most 1; ``neg_*`` losses
+        to at most 0): ``scoring=None`` is the estimator's own score (accuracy
+        for a classifier), and a ``cv_results_`` dict with a ``"scoring"`` entry
+        names its scorer there.
 
     Examples
     --------
@@ -102,6 +139,7 @@ def plot_freeze_depth(search, param: str = "freeze_depth", ax=None, title: str |
         name = ", ".join(f"{k.split('__')[-1]}={_label(p.get(k))}" for k in varying) or "score"
         lines.setdefault(name, []).append(i)
 
+    low, high = _score_range(search, results)
     fig, ax = _new_axes(ax, (6.4, 4.2))
     for name, rows in lines.items():
         rows = sorted(rows, key=lambda r: position[repr(params[r][key])])
@@ -109,7 +147,8 @@ def plot_freeze_depth(search, param: str = "freeze_depth", ax=None, title: str |
         m, s = means[rows], stds[rows]
         ok = np.isfinite(m)
         ax.plot(x[ok], m[ok], marker="o", label=name)
-        ax.fill_between(x[ok], (m - s)[ok], (m + s)[ok], alpha=0.2)
+        ax.fill_between(x[ok], np.clip(m - s, low, high)[ok], np.clip(m + s, low, high)[ok],
+                        alpha=0.2)
     if np.isfinite(means).any():
         best = int(np.nanargmax(means))
         ax.plot([position[repr(params[best][key])]], [means[best]], marker="o", ms=14,
@@ -129,7 +168,9 @@ def plot_history(classifier, ax=None, title: str | None = None):
     """Learning curve of a fitted :class:`~sktransfer.TransferClassifier` (or any skorch net).
 
     Training loss per epoch, validation loss when a validation split was used,
-    and validation accuracy on a second axis when recorded.
+    and validation accuracy on a second axis when recorded. Epochs are ticked at
+    whole numbers; the estimator's settings in the title wrap onto more lines
+    rather than run out of the figure.
 
     Parameters
     ----------
@@ -166,6 +207,12 @@ def plot_history(classifier, ax=None, title: str | None = None):
         handles += ax.plot(epochs, train, marker=".", label="train loss")
     if valid is not None:
         handles += ax.plot(epochs, valid, marker=".", label="validation loss")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    formatter = ax.yaxis.get_major_formatter()
+    if hasattr(formatter, "set_useOffset"):  # an offset text ("1e-6+6.93e-1") hits the title
+        formatter.set_useOffset(False)
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss (cross-entropy)")
     ax.grid(alpha=0.3)
@@ -182,6 +229,9 @@ def plot_history(classifier, ax=None, title: str | None = None):
     for attr in ("backbone", "freeze_depth", "freeze_strategy"):
         if hasattr(classifier, attr):
             details.append(f"{attr}={_label(getattr(classifier, attr))}")
-    ax.set_title(title or f"Learning curve of {name}" + (f"\n{', '.join(details)}"
-                                                         if details else ""))
+    if title is None:
+        title = f"Learning curve of {name}"
+        if details:
+            title += "\n" + textwrap.fill(", ".join(details), width=55)
+    ax.set_title(title, fontsize="medium")
     return fig

@@ -143,6 +143,24 @@ def test_single_class_and_mixed_types_are_clear_errors(images):
         clf.fit(X, ["a", 1] * 20)
 
 
+def test_a_label_seen_once_is_a_warning_naming_the_closest_label(images):
+    import warnings
+
+    X, _ = images
+    y = np.array(["cat_cup", "dog_bowl"] * 19 + ["catcup", "zebra"])
+    clf = TransferClassifier("tiny_cnn", weights=None, max_epochs=1, device="cpu")
+    with pytest.warns(UserWarning) as record:
+        clf.fit(X, y)
+    message = " ".join(str(w.message) for w in record if "once in y" in str(w.message))
+    assert "'catcup' (did you mean 'cat_cup'?)" in message
+    assert "'zebra'" in message and "'zebra' (did you mean" not in message
+    assert "catcup" in clf.classes_  # still a class: the user decides
+    with warnings.catch_warnings():  # every label once: meant, nothing to say
+        warnings.simplefilter("error")
+        clf.fit(X[:4], ["a", "b", "c", "d"])
+        clf.fit(X, ["a", "b"] * 20)
+
+
 def test_not_fitted_error_before_fit(images):
     X, _ = images
     clf = TransferClassifier("tiny_cnn", weights=None)

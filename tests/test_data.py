@@ -237,6 +237,30 @@ def test_predict_after_fit_checks_input_too(base):
         clf.predict(np.zeros((2, 5)))
 
 
+def test_one_image_is_refused_with_the_fix_and_small_gray_batches_still_work(base):
+    X, y = base
+    one = X[0]  # (32, 32, 3): one RGB image, not 32 grayscale images 32x3 pixels
+    fix = r"X looks like one image of shape \(32, 32, 3\).*pass a batch: X\[None\]"
+    clf = TransferClassifier("tiny_cnn", weights=None, max_epochs=1, device="cpu").fit(X, y)
+    fe = FeatureExtractor("tiny_cnn", weights=None, device="cpu").fit(X)
+    for call in (clf.predict, clf.predict_proba, clf.transform, fe.transform,
+                 lambda a: clf.predict(torch.from_numpy(a)),
+                 lambda a: TransferClassifier("tiny_cnn", weights=None, max_epochs=1).fit(a, y),
+                 lambda a: FeatureExtractor("tiny_cnn", weights=None).fit(a)):
+        with pytest.raises(ValueError, match=fix):
+            call(one)
+    assert clf.predict(one[None]).shape == (1,)
+    with pytest.raises(ValueError, match=r"X\[\.\.\., None\]"):
+        fe.transform(np.zeros((64, 64, 1), np.uint8))
+    # digits-like grayscale batches: 3 or 4 images of 8x8 are batches, whatever n is
+    for n in (3, 4, 8):
+        gray = np.random.RandomState(n).randint(0, 255, (n, 8, 8), dtype=np.uint8)
+        assert clf.predict(gray).shape == (n,)
+        assert fe.transform(gray).shape[0] == n
+    narrow = np.zeros((10, 16, 3, 1), np.uint8)  # narrow grayscale strips, said explicitly
+    assert fe.transform(narrow).shape[0] == 10
+
+
 def test_large_folder_is_decoded_lazily(tmp_path):
     """Fitting from 300 files decodes them per batch: memory stays bounded."""
     rng = np.random.RandomState(0)
@@ -373,6 +397,25 @@ def test_folder_link_cycles_and_links_out_of_root_are_skipped(tmp_path):
         assert why in messages
 
 
+def test_looping_and_dangling_file_links_are_skipped_with_a_warning(tmp_path):
+    root = tmp_path / "root"
+    for label in ("cat", "dog"):
+        (root / label).mkdir(parents=True)
+        Image.new("RGB", (8, 8)).save(root / label / f"{label}.png")
+    (root / "cat" / "x1.jpg").symlink_to(root / "cat" / "x2.jpg")
+    (root / "cat" / "x2.jpg").symlink_to(root / "cat" / "x1.jpg")  # a cycle
+    (root / "dog" / "gone.jpg").symlink_to(tmp_path / "deleted.jpg")
+    (root / "dog" / "alias.png").symlink_to(root / "dog" / "dog.png")  # a good file link
+    with pytest.warns(UserWarning) as record:
+        paths, labels = load_image_folder(root)
+    assert [Path(p).name for p in paths] == ["cat.png", "alias.png", "dog.png"]
+    assert labels.tolist() == ["cat", "dog", "dog"]
+    messages = [str(w.message) for w in record]
+    for name, why in [("cat/x1.jpg", "link cycle"), ("cat/x2.jpg", "link cycle"),
+                      ("dog/gone.jpg", "does not exist")]:
+        assert any(str(root / name) in m and why in m for m in messages), name
+
+
 def test_folder_link_to_a_hidden_store_inside_root_is_followed(tmp_path):
     root = tmp_path / "root"
     (root / ".store" / "cats").mkdir(parents=True)
@@ -395,17 +438,41 @@ def test_fifo_in_paths_is_an_error_not_a_hang(tmp_path, base):
 
 
 @pytest.mark.parametrize("form", ["path", "pil", "array"])
-def test_absurd_aspect_ratios_are_refused_before_any_work(tmp_path, form):
-    sliver = Image.new("RGB", (20000, 1))
-    if form == "path":
-        sliver.save(tmp_path / "sliver.png")
-        X = [str(tmp_path / "sliver.png")]
+@pytest.mark.parametrize("width, height", [(1, 2000), (3000, 20)])
+def test_very_elongated_images_are_served_from_their_centred_square(tmp_path, monkeypatch,
+                                                                     form, width, height):
+    rng = np.random.RandomState(0)
+    pixels = rng.randint(0, 255, (height, width, 3), dtype=np.uint8)
+    side = min(width, height)
+    top, left = (height - side) // 2, (width - side) // 2
+    # around the centre the image repeats one line along its long axis, so the filter
+    # of PIL's resize, which peeks a little past the square, sees the same pixels
+    if height > width:
+        pixels[top - 4 * side:top + 5 * side] = pixels[top]
     else:
-        X = [sliver] if form == "pil" else np.zeros((1, 1, 20000, 3), np.uint8)
-    with pytest.raises(ValueError, match=r"20000x1 pixels.*aspect ratio over 50:1"):
-        FeatureExtractor("tiny_cnn", weights=None).fit(X)
-    fine = [Image.new("RGB", (400, 10))]  # 40:1 is still accepted
-    assert FeatureExtractor("tiny_cnn", weights=None).fit_transform(fine).shape[0] == 1
+        pixels[:, left - 4 * side:left + 5 * side] = pixels[:, left:left + 1]
+    square = pixels[top:top + side, left:left + side]
+
+    def as_form(array, name):
+        if form == "array":
+            return array[None]
+        if form == "pil":
+            return [Image.fromarray(array)]
+        Image.fromarray(array).save(tmp_path / f"{name}.png")
+        return [str(tmp_path / f"{name}.png")]
+
+    resized = []  # pixels of every resize result: bounded by the crop, not the long side
+    interpolate, pil_resize = torch.nn.functional.interpolate, Image.Image.resize
+    monkeypatch.setattr(torch.nn.functional, "interpolate", lambda x, size=None, **kw: (
+        resized.append(int(np.prod(size))), interpolate(x, size=size, **kw))[1])
+    monkeypatch.setattr(Image.Image, "resize", lambda img, size, *a, **kw: (
+        resized.append(size[0] * size[1]), pil_resize(img, size, *a, **kw))[1])
+    fe = FeatureExtractor("tiny_cnn", weights=None, image_size=64, random_state=0)
+    features = fe.fit_transform(as_form(pixels, "long"))
+    assert features.shape[0] == 1 and np.isfinite(features).all()
+    assert resized and max(resized) <= 64 * 64
+    # what the network sees is the centred square
+    np.testing.assert_allclose(features, fe.transform(as_form(square, "square")), atol=1e-5)
 
 
 def test_non_utf8_file_name_works(tmp_path, base):

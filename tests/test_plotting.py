@@ -108,3 +108,41 @@ def test_does_not_touch_pyplot_state():
     plot_freeze_depth(_fake_results())
     if before is None:
         assert "matplotlib.pyplot" not in sys.modules
+
+
+def _band_limits(fig):
+    ys = np.concatenate([path.vertices[:, 1] for c in fig.axes[0].collections
+                         for path in c.get_paths()])
+    return ys.min(), ys.max()
+
+
+def test_accuracy_band_stays_within_zero_and_one(search):
+    import copy
+
+    grid = copy.copy(search[0])  # scoring=None on a classifier: accuracy
+    grid.cv_results_ = dict(grid.cv_results_, mean_test_score=np.array([0.95, 0.9, 0.08]),
+                            std_test_score=np.array([0.2, 0.05, 0.2]))
+    low, high = _band_limits(plot_freeze_depth(grid))
+    assert high <= 1.0 and low >= 0.0
+    assert high == pytest.approx(1.0) and low == pytest.approx(0.0)  # clipped, not dropped
+    results = dict(_fake_results(), scoring="roc_auc")
+    results["std_test_score"] = np.full(8, 0.6)
+    assert _band_limits(plot_freeze_depth(results))[1] <= 1.0
+    unbounded = dict(_fake_results(), std_test_score=np.full(8, 0.6))  # scorer unknown
+    assert _band_limits(plot_freeze_depth(unbounded))[1] > 1.0
+
+
+def test_learning_curve_has_whole_epochs_and_a_title_inside_the_figure(search):
+    import copy
+
+    clf = copy.copy(search[0].best_estimator_)
+    clf.backbone = "hf/" + "a_rather_long_checkpoint_folder_name/" * 3
+    clf.freeze_strategy = "lp_ft"
+    fig = plot_history(clf)
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    visible = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+    assert visible == [1, 2]
+    box = ax.title.get_window_extent(fig.canvas.get_renderer())
+    assert box.x0 >= 0 and box.x1 <= fig.bbox.width and box.y1 <= fig.bbox.height
+    assert "freeze_strategy=lp_ft" in ax.get_title()

@@ -215,3 +215,53 @@ def test_cli_fit_predict_on_a_csv_of_texts(tmp_path, capsys):
     assert lines[0] == "text,label,probability" and len(lines) == len(TEXTS) + 1
     assert main(["fit", str(data), "--backbone", "minilm_l6", "-o", str(model)]) != 0
     assert "has no column 'text'; its columns are ['doc', 'pkg']" in capsys.readouterr().err
+
+
+def test_a_text_model_refuses_image_files_and_arrays_also_after_saving(minilm, tmp_path, capsys):
+    import joblib
+    from PIL import Image
+
+    from sktransfer.cli import main
+
+    sio = pytest.importorskip("skops.io")
+    photo = tmp_path / "photo.jpg"
+    Image.new("RGB", (32, 32)).save(photo)
+    clf = TransferClassifier("minilm_l6", max_epochs=1, random_state=0, batch_size=4)
+    with pytest.warns(UserWarning, match="once in y"):  # LABELS has three singletons
+        clf.fit(TEXTS, LABELS)
+    joblib.dump(clf, tmp_path / "text.joblib")
+    sio.dump(clf, tmp_path / "text.skops")
+    loaded = [clf, joblib.load(tmp_path / "text.joblib"),
+              sio.load(tmp_path / "text.skops",
+                       trusted=sio.get_untrusted_types(file=tmp_path / "text.skops"))]
+    for model in loaded[1:]:  # a saved text model predicts as before
+        np.testing.assert_allclose(model.predict_proba(TEXTS), clf.predict_proba(TEXTS),
+                                   atol=1e-5)
+    for model in loaded:
+        for call in (model.predict, model.predict_proba, model.transform):
+            with pytest.raises(ValueError, match=r"look like image file paths \('.*photo\.jpg'\);"
+                                                 r" this model was fitted on texts"):
+                call([str(photo)])
+            with pytest.raises(ValueError, match="look like audio file paths"):
+                call(["a.wav", "b.WAV"])
+            with pytest.raises(ValueError, match=r"fitted on texts .*numeric array of shape "
+                                                 r"\(2, 32, 32, 3\)"):
+                call(np.zeros((2, 32, 32, 3), np.uint8))
+        # texts that mention a file are texts
+        assert model.predict(["see photo.jpg", "photo.jpg was lost"]).shape == (2,)
+    with pytest.raises(ValueError, match="look like image file paths"):
+        FeatureExtractor("minilm_l6").fit([str(photo)])
+    sio.dump(minilm, tmp_path / "fe.skops")
+    fe_file = tmp_path / "fe.skops"
+    fe = sio.load(fe_file, trusted=sio.get_untrusted_types(file=fe_file))
+    np.testing.assert_allclose(fe.transform(TEXTS), minilm.transform(TEXTS), atol=1e-5)
+    with pytest.raises(ValueError, match="fitted on texts"):
+        fe.transform([str(photo)])
+    # what `sktransfer predict text.joblib photo.jpg` prints (it used to print a label)
+    capsys.readouterr()
+    assert main(["predict", str(tmp_path / "text.joblib"), str(photo)]) != 0
+    assert "this model was fitted on texts" in capsys.readouterr().err
+    # and the other way round: texts given to an image model
+    images = FeatureExtractor("tiny_cnn", weights=None).fit(np.zeros((2, 32, 32, 3), np.uint8))
+    with pytest.raises(FileNotFoundError, match="read as image file paths"):
+        images.transform(["a sentence about cats"])

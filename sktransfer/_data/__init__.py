@@ -21,7 +21,7 @@ processes and pinned memory for the data loaders), ``_augment`` and
 """
 
 from .._text import TextInput, TextPreprocessor
-from ._arrays import MAX_ASPECT_RATIO, torch_ready
+from ._arrays import torch_ready
 from ._augment import make_augment
 from ._folders import IMAGE_EXTENSIONS, load_image_folder
 from ._inputs import ImageInput, VectorInput, as_input
@@ -29,6 +29,7 @@ from ._loader import (check_num_workers, dataset_source, loader_options, resolve
                       worker_context)
 from ._preprocess import (PairCollate, PreparedBatch, Preprocessor, SampleDataset,
                           collate_samples, network_input, split_batch)
+from ._resize import MAX_ASPECT_RATIO
 
 __all__ = ["ImageInput", "VectorInput", "TextInput", "as_input", "SampleDataset", "Preprocessor",
            "TextPreprocessor", "collate_samples", "split_batch", "PairCollate",

@@ -3,11 +3,19 @@
 Arrays are ``(N, H, W, C)``, ``(N, C, H, W)`` or ``(N, H, W)``, uint8 in 0..255,
 other integers within 0..255, or floats in [0, 1]. Floats outside [0, 1] (0..255
 values, or images already mean/std-normalised) are refused: they would silently
-look ~255x too bright. Images more elongated than ``MAX_ASPECT_RATIO`` (50:1) are
-refused: resizing the short side to the network's input would make the long
-side, and the memory, explode (a 1x20000 PNG of 140 bytes would need gigabytes).
-The caller's array is read, never converted in place: uint8 -> float happens per
-sample.
+look ~255x too bright. Images of any aspect ratio are accepted: the resize cuts
+very elongated ones to their centred square first (see ``_resize``). The caller's
+array is read, never converted in place: uint8 -> float happens per sample.
+
+A 3-D array is a batch of grayscale images ``(N, H, W)`` - sklearn's digits are
+``(n, 8, 8)`` - except when it can only be one channels-last image: its last axis
+is 1, 3 or 4 and the two before it are both at least ``ONE_IMAGE_MIN_SIDE`` (8)
+pixels. Read as grayscale, such an array would be a batch of strips at most 4
+pixels wide, which nobody collects; read as one image it is an ordinary
+``(H, W, C)`` photo. It is refused with the fix (``X[None]``), rather than
+predicting one label, so that ``predict`` always returns one label per sample of
+a batch. A batch of such narrow grayscale images is still accepted as
+``(N, H, W, 1)`` (``X[..., None]``).
 """
 
 from __future__ import annotations
@@ -15,11 +23,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["torch_ready", "MAX_ASPECT_RATIO"]
+__all__ = ["torch_ready", "ONE_IMAGE_MIN_SIDE"]
 
 _CHANNELS = (1, 3, 4)
-#: longest side / shortest side beyond which an image is refused (see module docstring)
-MAX_ASPECT_RATIO = 50
+#: a 3-D array whose last axis is 1, 3 or 4 and whose other axes are at least this is
+#: one (H, W, C) image, not a batch (see module docstring)
+ONE_IMAGE_MIN_SIDE = 8
 _FLOAT_SLACK = 1e-3  # rounding noise around [0, 1] that is not a scaling mistake
 
 
@@ -38,6 +47,16 @@ def _array_to_tensor(sample: np.ndarray) -> torch.Tensor:
     if t.is_floating_point():
         return t.to(torch.float32)
     return t.to(torch.float32) / 255.0
+
+
+def _check_not_one_image(shape: tuple, name: str = "X") -> None:
+    """Refuse a 3-D shape that can only be one channels-last image (module docstring)."""
+    if len(shape) == 3 and shape[-1] in _CHANNELS \
+            and min(shape[0], shape[1]) >= ONE_IMAGE_MIN_SIDE:
+        raise ValueError(f"{name} looks like one image of shape {tuple(shape)} (height, width, "
+                         f"channels); pass a batch: {name}[None]. (If it really is a batch of "
+                         f"{shape[0]} grayscale images {shape[1]}x{shape[2]} pixels, pass "
+                         f"{name}[..., None].)")
 
 
 def _layout(shape: tuple, name: str = "X") -> str:
@@ -115,11 +134,3 @@ def _check_unit_range(array: np.ndarray, name: str) -> None:
     raise ValueError(f"{name} is a float image array with values in [{lo:.4g}, {hi:.4g}] "
                      f"(first out of range at sample {first}); float images must lie in "
                      f"[0, 1]: {why}")
-
-
-def _check_aspect(height: int, width: int, where: str) -> None:
-    short, long = sorted((int(height), int(width)))
-    if short >= 1 and long > MAX_ASPECT_RATIO * short:
-        raise ValueError(f"{where} is {width}x{height} pixels, an aspect ratio over "
-                         f"{MAX_ASPECT_RATIO}:1; resizing its short side to the network input "
-                         f"would blow its long side up to gigabytes. Crop or tile it first.")

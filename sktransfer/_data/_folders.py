@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import warnings
 from pathlib import Path
@@ -27,7 +28,9 @@ def load_image_folder(path, extensions: Sequence[str] | None = None):
     ``root``, back to ``root`` or to one of its own parents (a cycle, e.g.
     ``root/zz -> root``), or to a folder already listed is skipped with a
     warning that names it, so no image is listed twice or under a bogus label.
-    Links to single files are followed.
+    Links to single files are followed; a broken one - a cycle (``x1.jpg ->
+    x2.jpg -> x1.jpg``) or a link to nothing - is skipped with a warning that
+    names it.
 
     Returns
     -------
@@ -88,12 +91,34 @@ def _follow_link(link: Path, root_real: str, listed: set) -> bool:
     return False
 
 
+def _broken_link(entry: os.DirEntry) -> str | None:
+    """Why the link ``entry`` leads to no file or folder, or None when it does (or is
+    no link)."""
+    if not entry.is_symlink():
+        return None
+    try:
+        os.stat(entry.path)
+    except FileNotFoundError:
+        return f"points to {os.readlink(entry.path)!r}, which does not exist"
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # x1.jpg -> x2.jpg -> x1.jpg
+            return "is part of a link cycle (too many levels of symbolic links)"
+        return f"cannot be followed ({exc.strerror})"
+    return None
+
+
 def _image_files_under(folder: Path, root_real: str, listed: set, exts) -> list[str]:
     files = []
     for entry in os.scandir(folder):
         if entry.name.startswith("."):
             continue
         child = folder / entry.name
+        problem = _broken_link(entry)
+        if problem is not None:
+            warnings.warn(f"load_image_folder: skipped link {str(child)!r}: it {problem}. "
+                          f"Remove the link or point it at an image.", UserWarning,
+                          stacklevel=3)
+            continue
         if entry.is_dir():
             if not entry.is_symlink() or _follow_link(child, root_real, listed):
                 files += _image_files_under(child, root_real, listed, exts)

@@ -14,7 +14,7 @@ import torch
 
 from .._text import as_text_input
 from . import _decode
-from ._arrays import _ArrayView, _array_to_tensor, _check_aspect, _check_numeric, _layout
+from ._arrays import _ArrayView, _array_to_tensor, _check_not_one_image, _check_numeric, _layout
 from ._resize import ResizeCrop
 
 __all__ = ["ImageInput", "VectorInput", "as_input"]
@@ -86,14 +86,13 @@ class VectorInput:
 def _image_array(array, name="X") -> ImageInput:
     if isinstance(array, torch.Tensor):
         array = array.detach().cpu().numpy()
+    _check_not_one_image(array.shape, name)
     _check_numeric(array, name)
     if array.dtype.kind == "f" and array.dtype.itemsize > 8:  # torch has no float128
         array = array.astype(np.float64)
     layout = _layout(array.shape, name)
     if min(array.shape[1:]) < 1:
         raise ValueError(f"{name} has shape {array.shape}: images must have at least 1x1 pixel")
-    h, w = array.shape[1:3] if layout in ("nhwc", "nhw") else array.shape[2:4]
-    _check_aspect(h, w, f"every image of {name} {array.shape}")
     return ImageInput(_ArrayView(array, layout), "array")
 
 
@@ -151,8 +150,6 @@ def as_input(X, vector_ok: bool = True, image_ok: bool = True, name: str = "X",
                 if not image_ok:
                     raise ValueError(f"this backbone takes 2-D numeric vectors; {name} holds "
                                      f"PIL images")
-                for i, img in enumerate(items):
-                    _check_aspect(img.height, img.width, f"{name}[{i}]")
                 return ImageInput(items, "pil")
             for i, v in enumerate(items):
                 if not isinstance(v, (str, os.PathLike, Image.Image, np.ndarray, list, tuple,

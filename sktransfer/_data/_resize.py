@@ -8,6 +8,14 @@ same sampling positions: PIL's resampling filters are antialiased the way torch'
 ``antialias=True`` is, and ``Image.resize(box=...)`` computes only the pixels of
 the crop, from the same source positions a full resize would use. The two paths
 therefore differ by the rounding to uint8 and little else.
+
+An image more elongated than ``MAX_ASPECT_RATIO`` (50:1) - a 1x2000 sliver, a
+3000x20 banner - is first cut to the centred square of its short side, the
+region the centre crop would show anyway, and that square is resized: resizing
+the whole image would blow its long side up with the short one (a 1x20000 PNG of
+140 bytes would need gigabytes as floats). The two implementations cut the same
+square, PIL through the resize's ``box``, the tensor by slicing a view; memory
+stays bounded by the crop. Up to 50:1 the whole image is resized as before.
 """
 
 from __future__ import annotations
@@ -15,7 +23,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["ResizeCrop"]
+__all__ = ["ResizeCrop", "MAX_ASPECT_RATIO"]
+
+#: longest side / shortest side beyond which an image is cut to its centred square
+#: before resizing (see the module docstring)
+MAX_ASPECT_RATIO = 50
 
 
 class ResizeCrop:
@@ -43,9 +55,22 @@ class ResizeCrop:
         scale = self.resize / min(height, width)
         return max(self.crop, round(height * scale)), max(self.crop, round(width * scale))
 
+    @staticmethod
+    def square_window(height: int, width: int) -> tuple[int, int, int] | None:
+        """``(top, left, side)`` of the centred square an image more elongated than
+        ``MAX_ASPECT_RATIO`` is cut to before resizing; None for other images."""
+        short, long = sorted((int(height), int(width)))
+        if long <= MAX_ASPECT_RATIO * short:
+            return None
+        return (height - short) // 2, (width - short) // 2, short
+
     def tensor(self, x: torch.Tensor) -> torch.Tensor:
         """A float (C, H, W) or (N, C, H, W) tensor in [0, 1], resized and cropped."""
         h, w = x.shape[-2:]
+        window = self.square_window(h, w)
+        if window is not None:  # a view: nothing outside the square is resized
+            top, left, h = window
+            x, w = x[..., top:top + h, left:left + h], h
         size = self.resized_size(h, w)
         if size is not None:
             batch = x if x.dim() == 4 else x[None]
@@ -68,18 +93,24 @@ class ResizeCrop:
         from PIL import Image
 
         width, height = img.size
+        window = self.square_window(height, width)
+        top0, left0 = (0, 0) if window is None else window[:2]
+        if window is not None:  # resize only the centred square (module docstring)
+            width = height = window[2]
         size = self.resized_size(height, width)
         new_h, new_w = size if size is not None else (height, width)
         if min(new_h, new_w) < self.crop:
             return None
         top, left = (new_h - self.crop) // 2, (new_w - self.crop) // 2
         if size is None:
-            return img.crop((left, top, left + self.crop, top + self.crop))
+            return img.crop((left0 + left, top0 + top, left0 + left + self.crop,
+                             top0 + top + self.crop))
         # the crop's window in source coordinates: PIL samples output pixel j of the
         # box at box[0] + (j + 0.5) * scale, exactly where a full resize samples
         # pixel left + j, and its filter support reaches outside the box
         sx, sy = width / new_w, height / new_h
-        box = (left * sx, top * sy, (left + self.crop) * sx, (top + self.crop) * sy)
+        box = (left0 + left * sx, top0 + top * sy, left0 + (left + self.crop) * sx,
+               top0 + (top + self.crop) * sy)
         resample = Image.Resampling.BICUBIC if self.mode == "bicubic" \
             else Image.Resampling.BILINEAR
         return img.resize((self.crop, self.crop), resample, box=box)
