@@ -413,7 +413,7 @@ def test_fit_and_predict_regression_from_a_csv_of_image_paths(capsys, image_dir,
     code, out, err = run(capsys, "predict", model, data, "--text-column", "path")
     assert code == 0, err
     rows = list(csv.reader(io.StringIO(out)))
-    assert rows[0] == ["text", "prediction"] and len(rows) == 1 + len(files)  # as for labels
+    assert rows[0] == ["path", "prediction"] and len(rows) == 1 + len(files)  # named after the input
     assert [r[0] for r in rows[1:]] == files and all(np.isfinite(float(r[1])) for r in rows[1:])
 
 
