@@ -322,6 +322,13 @@ class Registry:
             names = {n for n in names if fnmatch.fnmatchcase(n, filter)}
         return sorted(names)
 
+    def check_name(self, name: str) -> None:
+        """Raise the unknown-name error (with suggestions) unless ``name`` can be built;
+        inside a namespace, its builder's ``provides(name)`` decides when it has one."""
+        entry, via_namespace = self._resolve(name)
+        if via_namespace and not _provides(entry, name):
+            raise ValueError(self.unknown_message(name))
+
     def source(self, name: str) -> str:
         """The distribution (or ``register()``) that provided ``name``."""
         return self._resolve(name)[0].source

@@ -24,7 +24,7 @@ def check_model_options(args) -> None:
     from ..backbones import BACKBONES, is_weights_path, pretrained_weights
     from ..freezing import STRATEGIES
 
-    BACKBONES.source(args.backbone)  # the registry's error, with suggestions
+    BACKBONES.check_name(args.backbone)  # the registry's error, with suggestions
     strategies = args.freeze_strategy
     for name in [strategies] if isinstance(strategies, str) else strategies:
         STRATEGIES.source(name)
