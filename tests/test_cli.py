@@ -552,3 +552,33 @@ def test_cache_progress_names_the_frozen_blocks():
     assert _stages_label(9, 9) == "caching frozen blocks 0..8"
     assert _stages_label(9, 10) == "caching pooled features (blocks 0..8 and the pool)"
     assert _stages_label(9, 1) == "caching frozen block 0"
+
+
+def _readme_commands():
+    import re
+    import shlex
+
+    text = (Path(__file__).parents[1] / "README.md").read_text()
+    blocks = re.findall(r"```sh\n(.*?)```", text, re.S)
+    lines = [line for block in blocks for line in block.splitlines()]
+    # inline commands with an argument (a bare `sktransfer fit` names a command)
+    lines += [c for c in re.findall(r"`(sktransfer [^`]+)`", text) if len(c.split()) > 2]
+    commands = []
+    for line in lines:
+        words = shlex.split(line, comments=True)
+        if words and words[0] == "sktransfer" and len(words) > 1:
+            commands.append(words[1:])
+    return commands
+
+
+def test_readme_commands_parse():
+    from sktransfer.cli import build_parser
+
+    commands = _readme_commands()
+    assert len(commands) >= 10 and any(c[0] == "evaluate" for c in commands)
+    parser = build_parser()
+    for argv in commands:
+        try:
+            parser.parse_args(argv)
+        except SystemExit:  # pragma: no cover - the failure message names the command
+            pytest.fail(f"README command does not parse: sktransfer {' '.join(argv)}")
