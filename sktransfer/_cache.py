@@ -223,6 +223,16 @@ def activation_bytes(module, samples, k: int, device, preprocessor=None) -> int:
     return row.element_size() * row.numel() * len(samples)
 
 
+def _stages_label(n_blocks: int, k: int) -> str:
+    """What a fill of stages ``0..k-1`` computes, in words: stage ``n_blocks`` is the
+    pool, not a block."""
+    blocks = min(k, n_blocks)
+    names = "block 0" if blocks == 1 else f"blocks 0..{blocks - 1}"
+    if k > n_blocks:
+        return f"caching pooled features ({names} and the pool)"
+    return f"caching frozen {names}"
+
+
 def prefix_activations(module, source, samples, k: int, context: str, *, batch_size: int,
                        device, verbose: bool = False, store: bool = True,
                        preprocessor=None, num_workers: int = 0) -> list[torch.Tensor]:
@@ -259,7 +269,7 @@ def prefix_activations(module, source, samples, k: int, context: str, *, batch_s
             break
     was_training = module.training
     module.eval()
-    bar = progress_bar(len(todo), f"caching frozen blocks 0..{k - 1}", verbose)
+    bar = progress_bar(len(todo), _stages_label(module.n_blocks, k), verbose)
     loaded = None if inputs is not None else iter(_input_loader(
         samples, todo, batch_size, num_workers, device, preprocessor))
     try:

@@ -203,7 +203,7 @@ class FeatureExtractor(PlainStateMixin, TransformerMixin, BaseEstimator):
                              f"{GlobalPool.MODES + ('cls',)}")
         source = read_input(X, self.backbone)
         self._build(source, self.weights)
-        self._set_model_key()
+        self._reset_model_key()
         if isinstance(source, VectorInput):
             self.n_features_in_ = source.n_features
         sample = source.__class__(source.items[:1]) if isinstance(source, VectorInput) \
@@ -242,11 +242,18 @@ class FeatureExtractor(PlainStateMixin, TransformerMixin, BaseEstimator):
         self.stop_ = stop
         self.device_ = device
 
-    def _set_model_key(self) -> None:
+    def _reset_model_key(self) -> None:
+        # hashing every weight takes ~0.4 s for a resnet18: done at the first cached transform
+        self._model_key = None
+
+    def _cache_key(self) -> bytes:
         """What the feature cache keys this model's outputs on: weights + preprocessing."""
-        self._model_key = b"".join(stage_fingerprints([self.extractor_])) + repr(
-            (self.backbone, self.preprocessor_ and self.preprocessor_.p, self.pooling, self.stop_,
-             repr(self.extractor_.pool))).encode()  # parameter-free pools differ only in settings
+        if self._model_key is None:
+            settings = (self.backbone, self.preprocessor_ and self.preprocessor_.p, self.pooling,
+                        self.stop_, repr(self.extractor_.pool))  # parameter-free pools differ
+            self._model_key = (b"".join(stage_fingerprints([self.extractor_]))  # only in settings
+                               + repr(settings).encode())
+        return self._model_key
 
     def transform(self, X) -> np.ndarray:
         """Features of ``X``: a float32 array ``(n_samples, n_features_out_)``."""
@@ -261,7 +268,7 @@ class FeatureExtractor(PlainStateMixin, TransformerMixin, BaseEstimator):
     def _transform_source(self, source, use_cache: bool) -> np.ndarray:
         key = None
         if use_cache or self.memory is not None:
-            key = hashlib.blake2b(self._model_key + data_fingerprint(source).encode(),
+            key = hashlib.blake2b(self._cache_key() + data_fingerprint(source).encode(),
                                   digest_size=16).hexdigest()
         if use_cache:
             hit = FEATURES.get(key)
@@ -374,7 +381,7 @@ class FeatureExtractor(PlainStateMixin, TransformerMixin, BaseEstimator):
                            "FeatureExtractor network")
         restore_backbone_meta(self.backbone_, meta)
         self.preprocessor_ = preprocessor_for(self.backbone_, self.image_size)
-        self._set_model_key()
+        self._reset_model_key()
 
     def _full_state(self):
         state = self.__dict__.copy()

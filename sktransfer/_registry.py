@@ -34,10 +34,11 @@ from typing import Any, Callable
 
 from ._env import env_flag
 
-__all__ = ["Registry", "PluginError", "refresh_plugins"]
+__all__ = ["Registry", "PluginError", "refresh_plugins", "close_names"]
 
 _OWN_DISTRIBUTION = "sktransfer"
 _ALL_REGISTRIES: list["Registry"] = []
+_DEPENDS_ON_NAMES = object()  # a claim that needs the built-in namespace's names
 
 
 class PluginError(ImportError):
@@ -74,6 +75,8 @@ class Registry:
         self.list_function = list_function
         self._entries: dict[str, _Entry] = {}
         self._failed: dict[str, tuple[str, BaseException]] = {}
+        # plugin names inside a built-in namespace, not yet checked against its names
+        self._contested: dict[str, tuple[Any, str]] = {}
         self._discovered = False
         # threads share the registry (joblib's threading backend, dask threads): discovery
         # runs once, under this lock, and no thread sees a half-filled registry; re-entrant
@@ -101,6 +104,7 @@ class Registry:
                 raise TypeError(f"the {self.kind} builder for {entry_name!r} must be callable, "
                                 f"got {type(func).__name__}")
             self._ensure_discovered()
+            self._settle([entry_name])
             self._add(_Entry(entry_name, func, source, entry_name.endswith("*"), metadata))
             return func
 
@@ -152,34 +156,64 @@ class Registry:
                     continue
             if third_party:
                 taken = self._builtin_claim(ep.name)
-                if taken is not None:
-                    warnings.warn(
-                        f"sktransfer: {self.kind} plugin {ep.name!r} from {dist} is ignored: "
-                        f"{taken}, and built-in names always win. Ask the {dist} authors to "
-                        f"pick another name.", RuntimeWarning, stacklevel=3)
+                if taken is _DEPENDS_ON_NAMES:
+                    # Settled when the name is first looked up or listed: asking a
+                    # namespace for its names can cost seconds (torchvision's import).
+                    self._contested[ep.name] = (ep, dist)
                     continue
-            try:
-                builder = ep.load()
-                self._add(_Entry(ep.name, builder, dist, ep.name.endswith("*")))
-            # a broken plugin must not break others, not even by calling sys.exit()
-            except (Exception, SystemExit) as exc:  # noqa: BLE001
-                if strict:
-                    raise PluginError(
-                        f"{self.kind} plugin {ep.name!r} from {dist} failed to load: "
-                        f"{type(exc).__name__}: {exc}") from exc
-                self._failed[ep.name] = (dist, exc)
-                warnings.warn(
-                    f"sktransfer: {self.kind} plugin {ep.name!r} from {dist} could not be "
-                    f"loaded and is skipped ({type(exc).__name__}: {exc}). Set "
-                    f"SKTRANSFER_STRICT_PLUGINS=1 to make this an error.",
-                    RuntimeWarning, stacklevel=3)
+                if taken is not None:
+                    self._warn_taken(ep.name, dist, taken)
+                    continue
+            self._load(ep, dist, strict)
+
+    def _load(self, ep, dist: str, strict: bool) -> None:
+        try:
+            builder = ep.load()
+            self._add(_Entry(ep.name, builder, dist, ep.name.endswith("*")))
+        # a broken plugin must not break others, not even by calling sys.exit()
+        except (Exception, SystemExit) as exc:  # noqa: BLE001
+            if strict:
+                raise PluginError(
+                    f"{self.kind} plugin {ep.name!r} from {dist} failed to load: "
+                    f"{type(exc).__name__}: {exc}") from exc
+            self._failed[ep.name] = (dist, exc)
+            warnings.warn(
+                f"sktransfer: {self.kind} plugin {ep.name!r} from {dist} could not be "
+                f"loaded and is skipped ({type(exc).__name__}: {exc}). Set "
+                f"SKTRANSFER_STRICT_PLUGINS=1 to make this an error.",
+                RuntimeWarning, stacklevel=4)
+
+    def _warn_taken(self, name: str, dist: str, taken: str) -> None:
+        warnings.warn(
+            f"sktransfer: {self.kind} plugin {name!r} from {dist} is ignored: "
+            f"{taken}, and built-in names always win. Ask the {dist} authors to "
+            f"pick another name.", RuntimeWarning, stacklevel=4)
+
+    def _settle(self, names=None) -> None:
+        """Decide plugin names that lie inside a built-in namespace (all, or ``names``):
+        kept when the namespace does not provide them, skipped with a warning otherwise."""
+        if not self._contested:
+            return
+        with self._lock:  # another thread must not see a name popped but not yet loaded
+            for name in list(self._contested if names is None else names):
+                if name not in self._contested:
+                    continue
+                ep, dist = self._contested.pop(name)
+                taken = self._builtin_claim(name, settle=True)
+                if taken is not None:
+                    self._warn_taken(name, dist, taken)
+                else:
+                    self._load(ep, dist, env_flag("SKTRANSFER_STRICT_PLUGINS"))
 
     def _entry_points(self):
         for group in self.groups:
             yield from importlib.metadata.entry_points(group=group)
 
-    def _builtin_claim(self, name: str) -> str | None:
+    def _builtin_claim(self, name: str, settle: bool = False):
         """Why entry point ``name`` would take over a built-in name, or None.
+
+        An exact name inside a built-in namespace is only decided when ``settle``
+        is true; until then the answer is ``_DEPENDS_ON_NAMES``.
 
         Resolution picks an exact name first, then the longest namespace, so
         a plugin steals a built-in name with the same exact name, with an
@@ -195,8 +229,9 @@ class Registry:
         for entry in (e for e in builtins if e.namespace):
             space = entry.name[:-1]
             if prefix is None and name.startswith(space):
-                listed = _listed(entry)
-                if name in listed or not listed:
+                if not settle:
+                    return _DEPENDS_ON_NAMES
+                if _provides(entry, name):
                     return (f"{name!r} is provided by sktransfer's built-in namespace "
                             f"{entry.name!r}")
             elif prefix is not None and len(prefix) > len(space) and prefix.startswith(space):
@@ -214,6 +249,7 @@ class Registry:
             self._entries = {k: e for k, e in self._entries.items()
                              if e.source == "register()"}
             self._failed = {}
+            self._contested = {}
             self._discovered = False
 
     # -- look-up -----------------------------------------------------------------
@@ -222,6 +258,7 @@ class Registry:
         if not isinstance(name, str):
             raise TypeError(f"a {self.kind} name must be a string, got {type(name).__name__} "
                             f"({name!r}); see {self.list_function}()")
+        self._settle([name])
         entry = self._entries.get(name)
         if entry is not None and not entry.namespace:
             return entry, False
@@ -243,8 +280,9 @@ class Registry:
         raise ValueError(self.unknown_message(name))
 
     def unknown_message(self, name: str) -> str:
+        """'unknown <kind> <name>; did you mean ...? See <list_function>() ...'."""
         names = self.list()
-        close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
+        close = close_names(name, names)
         hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else "."
         return (f"unknown {self.kind} {name!r}{hint} See {self.list_function}() for the "
                 f"{len(names)} available names.")
@@ -285,6 +323,7 @@ class Registry:
         attribute) and otherwise its ``prefix/*`` pattern.
         """
         self._ensure_discovered()
+        self._settle()
         names: set[str] = set()
         for entry in self._entries.values():
             if entry.namespace:
@@ -304,6 +343,13 @@ class Registry:
             names = {n for n in names if fnmatch.fnmatchcase(n, filter)}
         return sorted(names)
 
+    def check_name(self, name: str) -> None:
+        """Raise the unknown-name error (with suggestions) unless ``name`` can be built;
+        inside a namespace, its builder's ``provides(name)`` decides when it has one."""
+        entry, via_namespace = self._resolve(name)
+        if via_namespace and not _provides(entry, name):
+            raise ValueError(self.unknown_message(name))
+
     def source(self, name: str) -> str:
         """The distribution (or ``register()``) that provided ``name``."""
         return self._resolve(name)[0].source
@@ -311,7 +357,37 @@ class Registry:
     def failed(self) -> dict[str, str]:
         """Entry points that failed to load: name -> 'package: error'."""
         self._ensure_discovered()
+        self._settle()
         return {k: f"{d}: {type(e).__name__}: {e}" for k, (d, e) in self._failed.items()}
+
+
+def close_names(name: str, names, n: int = 3) -> list[str]:
+    """Up to ``n`` of ``names`` that ``name`` was probably meant to be.
+
+    Names that start with it come first (``efficientnet_lite`` ->
+    ``efficientnet_lite0``), then names that contain it, then difflib's close
+    matches (``resnet81`` -> ``resnet18``); shorter names first within a kind.
+    """
+    names = list(names)
+    lowered = name.lower()
+    prefixed = sorted((c for c in names if c.lower().startswith(lowered)), key=len)
+    contained = sorted((c for c in names if lowered in c.lower()), key=len) if lowered else []
+    close = difflib.get_close_matches(name, names, n=n, cutoff=0.6)
+    return list(dict.fromkeys(prefixed + contained + close))[:n]
+
+
+def _provides(entry: _Entry, name: str) -> bool:
+    """Whether namespace ``entry`` provides ``name``: its builder's ``provides(name)``
+    when it has one (cheap), else its listing (a namespace that cannot list its
+    names is taken to provide every name under its prefix)."""
+    provides = getattr(entry.builder, "provides", None)
+    if provides is not None:
+        try:
+            return bool(provides(name))
+        except Exception:  # noqa: BLE001 - unknown means "may provide it": the built-in wins
+            return True
+    listed = _listed(entry)
+    return name in listed or not listed
 
 
 def _listed(entry: _Entry) -> list[str]:

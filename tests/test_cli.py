@@ -413,7 +413,7 @@ def test_fit_and_predict_regression_from_a_csv_of_image_paths(capsys, image_dir,
     code, out, err = run(capsys, "predict", model, data, "--text-column", "path")
     assert code == 0, err
     rows = list(csv.reader(io.StringIO(out)))
-    assert rows[0] == ["text", "prediction"] and len(rows) == 1 + len(files)  # as for labels
+    assert rows[0] == ["path", "prediction"] and len(rows) == 1 + len(files)  # named after the input
     assert [r[0] for r in rows[1:]] == files and all(np.isfinite(float(r[1])) for r in rows[1:])
 
 
@@ -427,3 +427,158 @@ def test_regression_needs_a_csv_of_numbers(capsys, image_dir, tmp_path):
                        "--label-column", "size", *FAST_FIT, "--out", tmp_path / "m.joblib")
     assert_one_line_error(code, err, contains="line 13: 'big' in column 'size'")
     assert not (tmp_path / "m.joblib").exists()
+
+
+# -- what a new user meets (issue 23) -------------------------------------------------------
+def test_skops_model_fits_predicts_and_evaluates(capsys, image_dir, tmp_path):
+    pytest.importorskip("skops")
+    model = tmp_path / "m.skops"
+    code, _, err = run(capsys, "fit", image_dir, *FAST_FIT, "--out", model, "--quiet")
+    assert code == 0, err
+    assert model.read_bytes()[:2] == b"PK"  # a skops zip, not a pickle
+    code, out, err = run(capsys, "predict", model, image_dir / "red")
+    assert code == 0, err
+    assert out.splitlines()[0] == "path,label,probability" and len(out.splitlines()) == 7
+
+
+def test_skops_file_under_another_name_and_garbage_are_clear_errors(capsys, image_dir, tmp_path):
+    pytest.importorskip("skops")
+    model = tmp_path / "m.skops"
+    assert main(["fit", str(image_dir), *FAST_FIT, "--out", str(model), "--quiet"]) == 0
+    renamed = tmp_path / "m.joblib"
+    renamed.write_bytes(model.read_bytes())
+    code, _, err = run(capsys, "predict", renamed, image_dir / "red")
+    assert_one_line_error(code, err, contains="rename it to 'm.skops'")
+    garbage = tmp_path / "notes.model"
+    garbage.write_text("hello")
+    code, _, err = run(capsys, "predict", garbage, image_dir / "red")
+    assert_one_line_error(code, err, contains="not a joblib/pickle model file")
+
+
+def test_fit_says_training_accuracy_and_points_to_evaluate(capsys, image_dir, tmp_path):
+    code, out, err = run(capsys, "fit", image_dir, *FAST_FIT, "--out", tmp_path / "m.joblib",
+                         "--quiet")
+    assert code == 0
+    assert "training accuracy" in out and "sktransfer evaluate" in err
+
+
+def test_evaluate_classifier_prints_report_matrix_and_plot(capsys, image_dir, model_file,
+                                                           tmp_path):
+    plot = tmp_path / "cm.png"
+    code, out, err = run(capsys, "evaluate", model_file, image_dir, "--plot", plot)
+    assert code == 0, err
+    assert "accuracy" in out and "precision" in out and "recall" in out
+    matrix = out[out.index("confusion matrix"):].splitlines()
+    rows = {line.split()[0]: [int(v) for v in line.split()[1:]] for line in matrix[3:]}
+    assert set(rows) == {"blue", "red"} and sum(map(sum, rows.values())) == 12
+    assert plot.read_bytes()[:4] == b"\x89PNG"
+    assert "progress" not in err and "caching" not in err  # no progress bars outside fit
+
+
+def test_evaluate_regressor_prints_r2_and_mae(capsys, image_dir, tmp_path):
+    data, _ = _regression_csv(image_dir, tmp_path)
+    model = tmp_path / "reg.joblib"
+    assert main(["fit", str(data), "--task", "regression", "--text-column", "path",
+                 "--label-column", "size", *FAST_FIT, "--out", str(model), "--quiet"]) == 0
+    capsys.readouterr()
+    plot = tmp_path / "reg.png"
+    code, out, err = run(capsys, "evaluate", model, data, "--text-column", "path",
+                         "--label-column", "size", "--plot", plot)
+    assert code == 0, err
+    assert "R^2" in out and "MAE" in out and plot.is_file()
+
+
+def test_csv_relative_paths_are_read_from_the_csv_folder(capsys, image_dir, tmp_path,
+                                                          monkeypatch):
+    files = sorted(image_dir.rglob("*.png"))
+    data = image_dir / "labels.csv"  # next to the class folders: paths like red/red0.png
+    with open(data, "w", newline="") as f:
+        csv.writer(f).writerows([("path", "label")] + [
+            (str(p.relative_to(image_dir)), p.parent.name) for p in files])
+    monkeypatch.chdir(tmp_path)  # somewhere else
+    code, _, err = run(capsys, "fit", data, "--text-column", "path", *FAST_FIT,
+                       "--out", tmp_path / "m.joblib", "--quiet")
+    assert code == 0, err
+    with open(data, "a", newline="") as f:
+        csv.writer(f).writerow(("red/ghost.png", "red"))
+    code, _, err = run(capsys, "fit", data, "--text-column", "path", *FAST_FIT,
+                       "--out", tmp_path / "m.joblib", "--quiet")
+    assert_one_line_error(code, err, contains=f"'red/ghost.png' in column 'path' not found "
+                                              f"(looked for '{image_dir / 'red' / 'ghost.png'}'")
+
+
+def test_backbone_typo_is_reported_before_the_data_is_read(capsys, image_dir, tmp_path,
+                                                           monkeypatch):
+    import sktransfer._data
+
+    def no_reading(*args, **kwargs):
+        raise AssertionError("the folder was read")
+
+    monkeypatch.setattr(sktransfer._data, "load_image_folder", no_reading)
+    code, _, err = run(capsys, "fit", image_dir, "--backbone", "efficientnet_lite",
+                       "--out", tmp_path / "m.joblib")
+    assert_one_line_error(code, err, contains="did you mean 'efficientnet_lite0'")
+    assert "sktransfer backbones" in err and "list_backbones()" not in err
+
+
+def test_missing_weights_advice_names_the_flags(capsys, image_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    code, _, err = run(capsys, "fit", image_dir, "--backbone", "resnet18",
+                       "--out", tmp_path / "m.joblib")
+    assert_one_line_error(code, err, contains="--weights /path/to/file.pth")
+    assert "weights=" not in err and "--weights none" in err
+
+
+def test_backbones_available_lists_only_usable_ones(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # an empty hub cache
+    code, out, _ = run(capsys, "backbones", "--available", "resnet*")
+    assert code == 1  # none of torchvision's weights are here
+    (tmp_path / "hub" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "hub" / "checkpoints" / "resnet18-f37072fd.pth").write_bytes(b"")
+    code, out, _ = run(capsys, "backbones", "--available", "resnet*")
+    assert code == 0
+    assert [line.split()[0] for line in out.splitlines()[2:]] == ["resnet18"]
+
+
+def test_epoch_table_has_no_colour_codes_off_a_terminal(capsys, image_dir, tmp_path):
+    code, _, err = run(capsys, "fit", image_dir, *FAST_FIT, "--out", tmp_path / "m.joblib")
+    assert code == 0
+    assert "train_loss" in err and "\x1b[" not in err
+
+
+def test_cache_progress_names_the_frozen_blocks():
+    from sktransfer._cache import _stages_label
+
+    assert _stages_label(9, 9) == "caching frozen blocks 0..8"
+    assert _stages_label(9, 10) == "caching pooled features (blocks 0..8 and the pool)"
+    assert _stages_label(9, 1) == "caching frozen block 0"
+
+
+def _readme_commands():
+    import re
+    import shlex
+
+    text = (Path(__file__).parents[1] / "README.md").read_text()
+    blocks = re.findall(r"```sh\n(.*?)```", text, re.S)
+    lines = [line for block in blocks for line in block.splitlines()]
+    # inline commands with an argument (a bare `sktransfer fit` names a command)
+    lines += [c for c in re.findall(r"`(sktransfer [^`]+)`", text) if len(c.split()) > 2]
+    commands = []
+    for line in lines:
+        words = shlex.split(line, comments=True)
+        if words and words[0] == "sktransfer" and len(words) > 1:
+            commands.append(words[1:])
+    return commands
+
+
+def test_readme_commands_parse():
+    from sktransfer.cli import build_parser
+
+    commands = _readme_commands()
+    assert len(commands) >= 10 and any(c[0] == "evaluate" for c in commands)
+    parser = build_parser()
+    for argv in commands:
+        try:
+            parser.parse_args(argv)
+        except SystemExit:  # pragma: no cover - the failure message names the command
+            pytest.fail(f"README command does not parse: sktransfer {' '.join(argv)}")

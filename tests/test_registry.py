@@ -297,3 +297,36 @@ def test_plugin_env_flag_typo_is_an_error(monkeypatch):
     registry = Registry("backbone", "sktransfer.backbones", "list_backbones")
     with pytest.raises(ValueError, match=r"SKTRANSFER_DISABLE_PLUGINS='nope' is not a boolean"):
         registry.list()
+
+
+# -- issue 23: suggestions and cold start ----------------------------------------------------
+def test_unknown_name_suggests_names_that_start_with_it_first():
+    with pytest.raises(ValueError, match=r"unknown backbone 'efficientnet_lite'; did you mean "
+                                         r"'efficientnet_lite0'"):
+        get_backbone("efficientnet_lite")
+
+
+def test_looking_up_one_name_does_not_import_torchvision():
+    import subprocess
+    import sys
+
+    code = ("import sys, sktransfer\n"
+            "sktransfer.get_backbone('tiny_cnn')\n"
+            "assert 'torchvision' not in sys.modules, 'tiny_cnn imported torchvision'\n"
+            "sktransfer.get_backbone('resnet18', weights=None)\n"
+            "from sktransfer.backbones._torchvision import _torchvision_names\n"
+            "assert _torchvision_names.cache_info().currsize == 0, 'resnet18 listed them all'\n")
+    done = subprocess.run([sys.executable, "-W", "error::RuntimeWarning", "-c", code],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+
+def test_plugin_name_inside_a_builtin_namespace_is_checked_when_looked_up(monkeypatch):
+    extra = [_plugin("resnet18", "sktransfer.backbones._tiny:mlp")]
+    monkeypatch.setattr(importlib.metadata, "entry_points", _fake_entry_points(extra))
+    registry = Registry("backbone", "sktransfer.backbones", "list_backbones")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert registry.source("tiny_cnn") == "sktransfer"  # no verdict needed yet
+    with pytest.warns(RuntimeWarning, match=r"'resnet18' from evil-pkg is ignored"):
+        assert registry.source("resnet18") == "sktransfer"

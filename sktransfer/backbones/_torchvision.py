@@ -9,7 +9,11 @@ torchvision's own names.
 
 from __future__ import annotations
 
-import difflib
+import functools
+import importlib.util
+import re
+import sys
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -174,11 +178,49 @@ def _family(name: str) -> str | None:
     return None
 
 
-def _torchvision_names() -> list[str]:
+@functools.lru_cache(maxsize=None)
+def _torchvision_names() -> tuple[str, ...]:
+    """Every torchvision classification model sktransfer can split (enumerates them all:
+    for listing only, a look-up of one name uses :func:`_is_torchvision_model`)."""
     import torchvision.models
 
-    return sorted(n for n in torchvision.models.list_models(module=torchvision.models)
-                  if _family(n) is not None)
+    return tuple(sorted(n for n in torchvision.models.list_models(module=torchvision.models)
+                        if _family(n) is not None))
+
+
+@functools.lru_cache(maxsize=None)
+def _is_torchvision_model(name: str) -> bool:
+    """Whether ``name`` is one of torchvision's classification models of a known family."""
+    if _family(name) is None:
+        return False
+    import torchvision.models
+
+    try:
+        builder = torchvision.models.get_model_builder(name)
+    except ValueError:
+        return False
+    # detection, video, ... builders live in sub-packages: not classification models
+    return builder.__module__.rsplit(".", 1)[0] == "torchvision.models"
+
+
+@functools.lru_cache(maxsize=None)
+def _defined_in_torchvision_models(name: str) -> bool | None:
+    """Whether torchvision's classification modules define a function ``name``, read
+    from their source without importing torchvision (about 2 s); None when the
+    source cannot be read. A superset of its models: enough to tell a plugin's own
+    name (``efficientnet_lite0``) from one of torchvision's."""
+    spec = importlib.util.find_spec("torchvision")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = Path(list(spec.submodule_search_locations)[0]) / "models"
+    pattern = re.compile(rf"^def {re.escape(name)}\(", re.MULTILINE)
+    try:
+        sources = [f.read_text(encoding="utf-8") for f in folder.glob("*.py")]
+    except OSError:
+        return None
+    if not sources:
+        return None
+    return any(pattern.search(text) for text in sources)
 
 
 def build_torchvision_backbone(name: str, weights=None, image_size: int | None = None,
@@ -192,11 +234,10 @@ def build_torchvision_backbone(name: str, weights=None, image_size: int | None =
     import torchvision.models
 
     family = _family(name)
-    if family is None or name not in _torchvision_names():
-        known = _torchvision_names()
-        close = difflib.get_close_matches(name, known, n=3)
-        hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else "."
-        raise ValueError(f"unknown backbone {name!r}{hint} See list_backbones().")
+    if family is None or not _is_torchvision_model(name):
+        from . import BACKBONES  # the registry's message: every backbone, not only ours
+
+        raise ValueError(BACKBONES.unknown_message(name))
     named = isinstance(weights, str) and not is_weights_path(weights)
     pretrained = torchvision_weights(name, weights if named else "DEFAULT")
     if family == "vit" and image_size is not None and not named:
@@ -221,9 +262,19 @@ def _namespace(prefix: str):
                                           **kwargs)
 
     build.list_names = lambda: [n for n in _torchvision_names() if n.startswith(prefix)]
+    build.provides = lambda name: name.startswith(prefix) and _provides(name)
     build.pretrained_weights = torchvision_weights
     build.__name__ = f"torchvision_{prefix.rstrip('_')}"
     return build
+
+
+def _provides(name: str) -> bool:
+    """Whether torchvision has model ``name``; cheap when torchvision is not imported yet."""
+    if "torchvision.models" not in sys.modules:
+        defined = _defined_in_torchvision_models(name)
+        if defined is False:
+            return False
+    return _is_torchvision_model(name)
 
 
 # One namespace per family; the entry points in pyproject.toml point here.

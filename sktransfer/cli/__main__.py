@@ -1,0 +1,7 @@
+"""``python -m sktransfer.cli``."""
+
+import sys
+
+from . import main
+
+sys.exit(main())
