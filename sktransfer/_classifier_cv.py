@@ -27,7 +27,7 @@ __all__ = ["TransferClassifierCV", "DEFAULT_FREEZE_DEPTHS", "DEFAULT_CV"]
 #: the candidates ``freeze_depths`` tries by default: a probe, the top block, everything
 DEFAULT_FREEZE_DEPTHS = ("all", -1, 0)
 #: ``cv=None``: stratified ``(folds, repeats)``, fewer folds when a class has fewer samples
-DEFAULT_CV = (3, 2)
+DEFAULT_CV = (3, 1)
 
 # parameters of TransferClassifierCV that TransferClassifier does not have
 _CV_PARAMS = ("freeze_depths", "cv", "scoring", "n_se")
@@ -80,9 +80,11 @@ class TransferClassifierCV(ClassifierMixin, TransformerMixin, BaseEstimator):
         trains, everything trains). No duplicates, also after resolving
         negative depths and ``n_blocks`` (which is ``"all"``).
     cv : None, int, splitter or iterable, default=None
-        ``None``: ``RepeatedStratifiedKFold`` with ``DEFAULT_CV`` = (3 folds, 2
-        repeats), seeded by ``random_state``, with fewer folds when a class has
-        fewer than 3 samples (at least 2 per class needed). An int ``k``:
+        ``None``: stratified, shuffled 3-fold splits (``DEFAULT_CV`` = (3 folds,
+        1 repeat): within 4x the cost of one ``freeze_depth=0`` fit, see
+        ``benchmarks/small_data.py``), seeded by ``random_state``, with fewer
+        folds when a class has fewer than 3 samples (at least 2 per class
+        needed). An int ``k``:
         ``StratifiedKFold(k)``. Any scikit-learn splitter or iterable of
         ``(train, test)`` index arrays.
     scoring : None, str or callable, default=None
