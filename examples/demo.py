@@ -16,7 +16,10 @@ The ways to solve it, side by side:
 3. ``TransferClassifier`` as a linear probe (``freeze_depth="all"``);
 4. ``TransferClassifier`` fine-tuned, at the depth cross-validation liked best;
 5. ``GridSearchCV`` over ``freeze_depth``, which picks between 3 and 4 (and the
-   depths in between) by cross-validation alone.
+   depths in between) by cross-validation alone;
+6. ``TransferClassifierCV``: the same candidates and folds, chosen with a
+   variance-aware rule (the most frozen candidate within one standard error of
+   the best), the way to choose on a set this small.
 
 Every TransferClassifier runs with the default training recipe (BatchNorm kept in
 inference mode, head warm-up, cosine schedule; see ``sktransfer/_recipe.py``).
@@ -45,7 +48,7 @@ from skorch.dataset import ValidSplit
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
-from sktransfer import FeatureExtractor, TransferClassifier
+from sktransfer import FeatureExtractor, TransferClassifier, TransferClassifierCV
 from sktransfer.plotting import plot_freeze_depth, plot_history
 
 FAST = os.environ.get("SKTRANSFER_FAST", "") not in ("", "0")
@@ -187,6 +190,15 @@ def main():
     best = search.best_params_
     results.append((f"GridSearchCV over freeze_depth: picks freeze_depth={best['freeze_depth']}",
                     search.score(X_test, y_test), grid_seconds))
+
+    # 4. the same choice, made by TransferClassifierCV on the same folds
+    selector = TransferClassifierCV(BACKBONE, weights="DEFAULT", image_size=IMAGE_SIZE,
+                                    freeze_depths=GRID[0]["freeze_depth"], max_epochs=EPOCHS,
+                                    batch_size=16, random_state=SEED,
+                                    cv=list(GroupKFold(CV).split(X_train, y_train, bands)))
+    _, seconds = timed(lambda: selector.fit(X_train, y_train))
+    results.append((f"TransferClassifierCV: picks freeze_depth={selector.freeze_depth_}",
+                    selector.score(X_test, y_test), seconds))
 
     print("Cross-validated accuracy of each setting (on the training patches):")
     for i in np.argsort(res["rank_test_score"], kind="stable"):

@@ -41,7 +41,8 @@ def test_example_runs(name, tmp_path):
     assert out.strip(), f"{name} printed nothing"
     if name == "demo.py":
         assert "test accuracy" in out and "fit time (s)" in out
-        for method in ["raw pixels", "FeatureExtractor", "TransferClassifier"]:
+        for method in ["raw pixels", "FeatureExtractor", "TransferClassifier",
+                       "TransferClassifierCV: picks"]:
             assert method in out
         assert out.strip().splitlines()[-1].startswith("Plots written to")
         for png in ["freeze_depth.png", "learning_curve.png"]:
