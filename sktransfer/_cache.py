@@ -287,9 +287,10 @@ def _input_loader(samples, indices, batch_size: int, num_workers: int, device, p
     """Batches of ``samples[indices]`` in order, decoded by ``num_workers`` processes."""
     from torch.utils.data import DataLoader, Subset
 
-    from ._data import PairCollate
+    from ._data import PairCollate, loader_options
 
     # a private generator: no loader draws from torch's global one (see _random)
     return DataLoader(Subset(samples, indices), batch_size=batch_size, shuffle=False,
                       num_workers=num_workers, collate_fn=PairCollate(preprocessor),
-                      pin_memory=str(device).startswith("cuda"), generator=torch.Generator())
+                      generator=torch.Generator(),
+                      **loader_options(num_workers, device, persistent=False))

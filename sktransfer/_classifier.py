@@ -12,7 +12,8 @@ from skorch import NeuralNetClassifier
 from skorch.callbacks import EpochScoring
 
 from ._network import TransferNet
-from ._recipe import BACKBONE_LR_SCALE, HEAD_WARMUP, LABEL_SMOOTHING, warm_up_head
+from ._recipe import (BACKBONE_LR_SCALE, HEAD_WARMUP, HEAD_WARMUP_C, LABEL_SMOOTHING, MIN_STEPS,
+                      resolve_head_warmup_C, warm_up_head)
 from ._transfer import TransferBase, resolve_freeze_depth
 
 __all__ = ["TransferClassifier", "resolve_freeze_depth"]
@@ -117,8 +118,12 @@ class TransferClassifier(TransferBase, NeuralNetClassifier):
         ``LogisticRegression``, on the pooled features of the frozen pretrained
         backbone before the main epochs (only when the network is freshly
         built). The features come from the frozen-prefix cache. 0 turns it off.
-    head_warmup_C : float, default=1.0
+    head_warmup_C : "auto" or float, default="auto"
         Inverse L2 strength of that fit, as ``LogisticRegression``'s ``C``.
+        ``"auto"``: 1.0 when only the head trains (the probe
+        ``LogisticRegression`` would fit), 0.01 when the body trains too: a
+        head fitted to convergence is over-confident on a small training set
+        and its first fine-tuning steps throw the pretrained body around.
     backbone_lr_scale : float, default=1.0
         The backbone's learning rate is ``lr * backbone_lr_scale``; the head's
         is ``lr``. Per-group scales of a strategy multiply on top.
@@ -127,6 +132,12 @@ class TransferClassifier(TransferBase, NeuralNetClassifier):
         the steps, then cosine decay to zero, stepped every batch.
     lr_warmup : float, default=0.1
         Fraction of the steps spent warming the learning rate up, in [0, 1).
+    min_steps : int, default=50
+        A floor on optimizer steps: when ``max_epochs`` epochs would make
+        fewer, ``max_epochs`` is raised to ``ceil(min_steps / batches per
+        epoch)`` (30 images in batches of 32: 50 epochs instead of 10; from
+        500 images on, 10 epochs are already 160 steps and nothing changes).
+        The number of epochs run is ``n_epochs_``. 0 turns the floor off.
     label_smoothing : float, default=0.0
         Label smoothing of the cross-entropy loss, in [0, 1).
     num_workers : "auto" or int, default="auto"
@@ -173,6 +184,8 @@ class TransferClassifier(TransferBase, NeuralNetClassifier):
     cache_used_ : bool
         Whether the last fit trained on cached prefix activations (for the
         whole fit or for some epochs).
+    n_epochs_ : int
+        Epochs the last fit ran: ``max_epochs``, or more to reach ``min_steps``.
     cache_depth_ : int
         How many leading stages the last fit cached for the whole fit (0: none).
         Predictions look these stages' outputs up in the same cache (computing
@@ -199,8 +212,9 @@ class TransferClassifier(TransferBase, NeuralNetClassifier):
                  freeze_strategy="depth", image_size=None, augment=None, head_hidden=None,
                  head_dropout=0.0, cache="auto", cache_memory=2 << 30, random_state=None,
                  amp=False, *, norm_mode="frozen", head_warmup=HEAD_WARMUP,
-                 head_warmup_C=1.0, backbone_lr_scale=BACKBONE_LR_SCALE,
-                 lr_schedule="cosine", lr_warmup=0.1, label_smoothing=LABEL_SMOOTHING,
+                 head_warmup_C=HEAD_WARMUP_C, backbone_lr_scale=BACKBONE_LR_SCALE,
+                 lr_schedule="cosine", lr_warmup=0.1, min_steps=MIN_STEPS,
+                 label_smoothing=LABEL_SMOOTHING,
                  num_workers="auto", module=TransferNet, criterion=torch.nn.CrossEntropyLoss,
                  optimizer=torch.optim.AdamW, lr=1e-3, max_epochs=10, batch_size=32,
                  train_split=None, device="auto", verbose=0, **kwargs):
@@ -209,6 +223,7 @@ class TransferClassifier(TransferBase, NeuralNetClassifier):
             head_dropout, cache, cache_memory, random_state, amp, norm_mode=norm_mode,
             head_warmup=head_warmup, head_warmup_C=head_warmup_C,
             backbone_lr_scale=backbone_lr_scale, lr_schedule=lr_schedule, lr_warmup=lr_warmup,
+            min_steps=min_steps,
             num_workers=num_workers, module=module, criterion=criterion, optimizer=optimizer,
             lr=lr, max_epochs=max_epochs, batch_size=batch_size, train_split=train_split,
             device=device, verbose=verbose, **kwargs)
@@ -269,7 +284,8 @@ class TransferClassifier(TransferBase, NeuralNetClassifier):
 
     def _fit_head(self, head, features, target, sample_weight) -> float:
         return warm_up_head(head, features, target, sample_weight=sample_weight,
-                            max_iter=int(self.head_warmup), C=float(self.head_warmup_C))
+                            max_iter=int(self.head_warmup),
+                            C=resolve_head_warmup_C(self.head_warmup_C, self._body_trains()))
 
     # -- fitting ----------------------------------------------------------------------
     def partial_fit(self, X, y=None, classes=None, sample_weight=None, **fit_params):

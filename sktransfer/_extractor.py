@@ -16,7 +16,7 @@ from ._cache import FEATURES, data_fingerprint, stage_fingerprints
 from ._common import (check_source_kind, make_backbone, preprocessor_for, progress_bar,
                       read_input, resolve_device, seeded)
 from ._data import (ImageInput, PairCollate, SampleDataset, VectorInput, check_num_workers,
-                    network_input, resolve_num_workers, torch_ready)
+                    loader_options, network_input, resolve_num_workers, torch_ready)
 from ._fold import folded
 from ._persist import (PlainStateMixin, backbone_meta, load_module_arrays, module_arrays,
                        restore_backbone_meta)
@@ -294,8 +294,8 @@ class FeatureExtractor(PlainStateMixin, TransformerMixin, BaseEstimator):
             loader = DataLoader(SampleDataset(source, None, self.preprocessor_, pixels=True),
                                 batch_size=self.batch_size, num_workers=workers,
                                 collate_fn=PairCollate(self.preprocessor_),
-                                pin_memory=device.startswith("cuda"),
-                                generator=torch.Generator())
+                                generator=torch.Generator(),
+                                **loader_options(workers, device, persistent=False))
             return _compute(self._network(len(source)), loader, device, self.preprocessor_, bar)
         finally:
             if bar is not None:

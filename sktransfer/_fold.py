@@ -17,12 +17,19 @@ module that ``torch.fx`` cannot trace (data-dependent Python control flow, for
 instance) is searched through its children instead (adjacent conv, BatchNorm
 children of an ``nn.Sequential`` fold without tracing), and what cannot be
 traced at all is kept as it is: folding is an optimisation, never a requirement.
+
+``torch.fx`` traces by patching ``nn.Module.__call__`` for the whole process, so
+a module another thread runs meanwhile would be traced into the wrong graph
+(``NameError: module is not installed as a submodule``): copies are made only
+in the main thread, one at a time; other threads (joblib's threading backend,
+dask's worker threads) use a copy already made, or the network as it is.
 """
 
 from __future__ import annotations
 
 import copy
 import logging
+import threading
 import weakref
 from collections import Counter
 
@@ -39,6 +46,7 @@ _NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
 #: module -> (signature of its tensors, its folded copy); see folded()
 _FOLDED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_MAKING = threading.Lock()
 
 
 def _signature(module: nn.Module) -> tuple:
@@ -52,7 +60,7 @@ def folded(module: nn.Module, make: bool = True) -> nn.Module:
 
     The copy is kept (weakly keyed by ``module``) while none of ``module``'s
     tensors changes, so repeated calls cost a signature check. ``module`` itself
-    is never modified. Returns ``module`` when any part of it is training, carries a
+    is never modified. Only the main thread makes copies (see the module docstring). Returns ``module`` when any part of it is training, carries a
     forward hook (those must see the network as it is), or has no BatchNorm, and,
     with ``make=False``, when no up-to-date copy is kept yet.
     """
@@ -65,8 +73,13 @@ def folded(module: nn.Module, make: bool = True) -> nn.Module:
     memo = _FOLDED.get(module)
     if memo is not None and memo[0] == signature:
         return memo[1]
-    if not make:
+    if not make or threading.current_thread() is not threading.main_thread():
         return module
+    with _MAKING:
+        return _make(module, signature)
+
+
+def _make(module: nn.Module, signature: tuple) -> nn.Module:
     result = copy.deepcopy(module)
     counts = Counter(id(m) for _, m in result.named_modules(remove_duplicate=False))
     _fold(result, {i for i, n in counts.items() if n > 1})

@@ -18,6 +18,18 @@ chosen by measurement (``benchmarks/finetune_quality.py``):
   linear probe (full-batch L-BFGS, the same L2 penalty): LP-FT (Kumar et al.
   2022). The features come from the frozen-prefix cache, so this costs a
   forward pass of the trainable stages, not passes over the pixels.
+  ``head_warmup_C="auto"`` fits that probe at ``C=1`` when nothing but the head
+  trains, and much softer (``C=0.01``, :data:`BODY_HEAD_WARMUP_C`) when the body
+  trains too: a head fitted to convergence already fits a small training set,
+  so fine-tuning starts from near-zero loss and over-confident logits, and the
+  first full-rate steps throw the pretrained body around (the loss jumped from
+  0.17 to 2.34 on one seed). The soft head keeps LP-FT's direction without its
+  over-confidence (``benchmarks/small_data.py --ablate``; ``benchmarks/README.md``).
+* **A floor on optimizer steps** (``min_steps``): ``max_epochs`` counts passes
+  over the data, and on a tiny set a pass is one or two steps (30 images in
+  batches of 32: ``max_epochs=10`` is 10 steps, each a big jump of a cosine
+  schedule). A fit runs at least ``min_steps`` optimizer steps: more epochs on
+  tiny sets, nothing changes once the set is large enough.
 * **Learning rates per part** (``backbone_lr_scale``): the head trains at ``lr``,
   the backbone at ``lr * backbone_lr_scale``; a strategy's own per-group scales
   (``"discriminative"``) multiply on top. Groups carry ``lr_scale``, timm's
@@ -44,7 +56,8 @@ from skorch.callbacks import Callback
 from torch import nn
 
 __all__ = ["NORM_MODES", "LR_SCHEDULES", "HEAD_WARMUP", "BACKBONE_LR_SCALE", "LABEL_SMOOTHING",
-           "set_norm_mode", "optimizer_groups", "LRSchedule", "scaled_lr_setter", "warm_up_head",
+           "HEAD_WARMUP_C", "BODY_HEAD_WARMUP_C", "MIN_STEPS", "resolve_head_warmup_C",
+           "epochs_for", "set_norm_mode", "optimizer_groups", "LRSchedule", "scaled_lr_setter", "warm_up_head",
            "warm_up_regression_head",
            "check_recipe_params"]
 
@@ -53,6 +66,10 @@ NORM_MODES = ("frozen", "train")
 HEAD_WARMUP = 100
 BACKBONE_LR_SCALE = 1.0
 LABEL_SMOOTHING = 0.0
+HEAD_WARMUP_C = "auto"
+#: the head warm-up's C when the body trains too (``head_warmup_C="auto"``)
+BODY_HEAD_WARMUP_C = 0.01
+MIN_STEPS = 50
 LR_SCHEDULES = ("cosine", "constant")
 _BATCH_NORMS = (nn.modules.batchnorm._BatchNorm,)
 
@@ -131,6 +148,27 @@ def optimizer_kwargs(optimizer, groups: list[dict], kwargs: dict) -> dict:
     return {**kwargs, "fused": True}
 
 
+def _batches(net, n_samples: int) -> int:
+    """Optimizer steps in one epoch over ``n_samples`` training samples."""
+    batch_size = net.get_params_for("iterator_train").get("batch_size", net.batch_size)
+    batch_size = n_samples if batch_size == -1 else batch_size
+    return max(1, math.ceil(n_samples / max(1, batch_size)))
+
+
+def epochs_for(net, n_samples: int) -> int:
+    """``max_epochs``, raised so that the fit runs at least ``min_steps`` optimizer steps."""
+    min_steps = int(getattr(net, "min_steps", 0) or 0)
+    return max(int(net.max_epochs), math.ceil(min_steps / _batches(net, n_samples)))
+
+
+def resolve_head_warmup_C(value, body_trains: bool) -> float:
+    """``head_warmup_C`` as a number: ``"auto"`` is 1.0 for a probe, soft when the body
+    trains (see the module docstring)."""
+    if value == "auto":
+        return BODY_HEAD_WARMUP_C if body_trains else 1.0
+    return float(value)
+
+
 def scaled_lr_setter(net, param, value):
     """``set_params(lr=...)`` sets the base rate; every group keeps its ``lr_scale``."""
     net.lr = value
@@ -154,10 +192,8 @@ class LRSchedule(Callback):
 
     def on_epoch_begin(self, net, dataset_train=None, **kwargs):
         if self.total_steps_ is None and dataset_train is not None:
-            batch_size = net.get_params_for("iterator_train").get("batch_size", net.batch_size)
-            batch_size = len(dataset_train) if batch_size == -1 else batch_size
-            self.total_steps_ = max(1, math.ceil(len(dataset_train) / batch_size)
-                                    * net.max_epochs)
+            epochs = getattr(net, "n_epochs_", None) or net.max_epochs
+            self.total_steps_ = max(1, _batches(net, len(dataset_train)) * epochs)
 
     def factor(self, net) -> float:
         if net.lr_schedule == "constant" or not self.total_steps_:
@@ -296,9 +332,14 @@ def check_recipe_params(est) -> None:
     _check_choice(est.norm_mode, "norm_mode", NORM_MODES)
     _check_choice(est.lr_schedule, "lr_schedule", LR_SCHEDULES)
     _check_number(est.head_warmup, "head_warmup", 0, math.inf, integer=True)
-    _check_number(est.head_warmup_C, "head_warmup_C", 0, math.inf)
-    if est.head_warmup_C <= 0:
-        raise ValueError(f"head_warmup_C must be > 0, got {est.head_warmup_C!r}")
+    if not (isinstance(est.head_warmup_C, str) and est.head_warmup_C == "auto"):
+        if isinstance(est.head_warmup_C, str):
+            raise ValueError(f"head_warmup_C must be 'auto' or a number > 0, got "
+                             f"{est.head_warmup_C!r}")
+        _check_number(est.head_warmup_C, "head_warmup_C", 0, math.inf)
+        if est.head_warmup_C <= 0:
+            raise ValueError(f"head_warmup_C must be > 0, got {est.head_warmup_C!r}")
+    _check_number(est.min_steps, "min_steps", 0, math.inf, integer=True)
     _check_number(est.backbone_lr_scale, "backbone_lr_scale", 0, math.inf)
     _check_number(est.lr_warmup, "lr_warmup", 0, 1)
     if hasattr(est, "label_smoothing"):  # classifiers only

@@ -27,6 +27,7 @@ import difflib
 import fnmatch
 import importlib.metadata
 import inspect
+import threading
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -74,6 +75,11 @@ class Registry:
         self._entries: dict[str, _Entry] = {}
         self._failed: dict[str, tuple[str, BaseException]] = {}
         self._discovered = False
+        # threads share the registry (joblib's threading backend, dask threads): discovery
+        # runs once, under this lock, and no thread sees a half-filled registry; re-entrant
+        # because a plugin being loaded may call register()
+        self._lock = threading.RLock()
+        self._discovering = False
         _ALL_REGISTRIES.append(self)
 
     # -- registration -------------------------------------------------------
@@ -119,7 +125,17 @@ class Registry:
     def _ensure_discovered(self) -> None:
         if self._discovered:
             return
-        self._discovered = True
+        with self._lock:
+            if self._discovered or self._discovering:
+                return
+            self._discovering = True
+            try:
+                self._discover()
+                self._discovered = True
+            finally:
+                self._discovering = False
+
+    def _discover(self) -> None:
         strict = env_flag("SKTRANSFER_STRICT_PLUGINS")
         third_party_off = env_flag("SKTRANSFER_DISABLE_PLUGINS")
         found = []
@@ -194,9 +210,11 @@ class Registry:
 
     def refresh(self) -> None:
         """Forget discovered entry points so the next call looks again."""
-        self._entries = {k: e for k, e in self._entries.items() if e.source == "register()"}
-        self._failed = {}
-        self._discovered = False
+        with self._lock:
+            self._entries = {k: e for k, e in self._entries.items()
+                             if e.source == "register()"}
+            self._failed = {}
+            self._discovered = False
 
     # -- look-up -----------------------------------------------------------------
     def _resolve(self, name: str) -> tuple[_Entry, bool]:

@@ -8,7 +8,8 @@ from sklearn.utils.validation import check_array
 from skorch import NeuralNetRegressor
 
 from ._network import TransferNet
-from ._recipe import BACKBONE_LR_SCALE, HEAD_WARMUP, warm_up_regression_head
+from ._recipe import (BACKBONE_LR_SCALE, HEAD_WARMUP, resolve_head_warmup_C,
+                      warm_up_regression_head)
 from ._transfer import TransferBase
 
 __all__ = ["TransferRegressor"]
@@ -47,9 +48,14 @@ optimizer, train_split, device, verbose
         (features from the frozen-prefix cache): in closed form for a plain
         Linear head, with ``head_warmup`` L-BFGS iterations for a head with a
         hidden layer. 0 turns it off.
-    head_warmup_C : float, default=1.0
+    head_warmup_C : "auto" or float, default=1.0
         Inverse L2 strength of that fit: ``Ridge(alpha=1 / head_warmup_C)`` on
-        the standardised targets.
+        the standardised targets. ``"auto"`` as for the classifier (1.0 for a
+        probe, 0.01 when the body trains); not the default here, where it has
+        not been measured.
+    min_steps : int, default=0
+        As for the classifier (a floor on optimizer steps), off by default
+        here: the classifier's default of 50 was measured on classification.
 
     Attributes
     ----------
@@ -79,7 +85,8 @@ optimizer, train_split, device, verbose
                  head_dropout=0.0, cache="auto", cache_memory=2 << 30, random_state=None,
                  amp=False, *, target_scaling=True, norm_mode="frozen", head_warmup=HEAD_WARMUP,
                  head_warmup_C=1.0, backbone_lr_scale=BACKBONE_LR_SCALE,
-                 lr_schedule="cosine", lr_warmup=0.1, num_workers="auto", module=TransferNet,
+                 lr_schedule="cosine", lr_warmup=0.1, min_steps=0, num_workers="auto",
+                 module=TransferNet,
                  criterion=torch.nn.MSELoss, optimizer=torch.optim.AdamW, lr=1e-3,
                  max_epochs=10, batch_size=32, train_split=None, device="auto", verbose=0,
                  **kwargs):
@@ -88,6 +95,7 @@ optimizer, train_split, device, verbose
             head_dropout, cache, cache_memory, random_state, amp, norm_mode=norm_mode,
             head_warmup=head_warmup, head_warmup_C=head_warmup_C,
             backbone_lr_scale=backbone_lr_scale, lr_schedule=lr_schedule, lr_warmup=lr_warmup,
+            min_steps=min_steps,
             num_workers=num_workers, module=module, criterion=criterion, optimizer=optimizer,
             lr=lr, max_epochs=max_epochs, batch_size=batch_size, train_split=train_split,
             device=device, verbose=verbose, **kwargs)
@@ -144,7 +152,8 @@ optimizer, train_split, device, verbose
     def _fit_head(self, head, features, target, sample_weight) -> float:
         return warm_up_regression_head(head, features, target, sample_weight=sample_weight,
                                        max_iter=int(self.head_warmup),
-                                       C=float(self.head_warmup_C))
+                                       C=resolve_head_warmup_C(self.head_warmup_C,
+                                                               self._body_trains()))
 
     # -- prediction -------------------------------------------------------------------
     @property

@@ -37,8 +37,8 @@ from ._data import (ImageInput, PairCollate, SampleDataset, VectorInput, check_n
 from ._persist import (PlainStateMixin, backbone_meta, load_module_arrays, module_arrays,
                        restore_backbone_meta)
 from ._random import FitRandomness, seeded
-from ._recipe import (LRSchedule, check_recipe_params, optimizer_groups, optimizer_kwargs,
-                      scaled_lr_setter)
+from ._recipe import (LRSchedule, check_recipe_params, epochs_for, optimizer_groups,
+                      optimizer_kwargs, resolve_head_warmup_C, scaled_lr_setter)
 from ._sample_weight import check_sample_weight, reject_fit_params, weighted_loss
 from .freezing import FreezeContext, checked_param_groups, make_freezer
 
@@ -121,7 +121,7 @@ class TransferBase(PlainStateMixin, TransformerMixin):
     def __init__(self, backbone, weights, freeze_depth, freeze_strategy, image_size, augment,
                  head_hidden, head_dropout, cache, cache_memory, random_state, amp, *,
                  norm_mode, head_warmup, head_warmup_C, backbone_lr_scale, lr_schedule,
-                 lr_warmup, num_workers, module, criterion, optimizer, lr, max_epochs,
+                 lr_warmup, min_steps, num_workers, module, criterion, optimizer, lr, max_epochs,
                  batch_size, train_split, device, verbose, **kwargs):
         super().__init__(module, criterion=criterion, optimizer=optimizer, lr=lr,
                          max_epochs=max_epochs, batch_size=batch_size, train_split=train_split,
@@ -144,6 +144,7 @@ class TransferBase(PlainStateMixin, TransformerMixin):
         self.backbone_lr_scale = backbone_lr_scale
         self.lr_schedule = lr_schedule
         self.lr_warmup = lr_warmup
+        self.min_steps = min_steps
         self.num_workers = num_workers
 
     # -- the target: supplied by the subclass ------------------------------------------
@@ -439,9 +440,19 @@ class TransferBase(PlainStateMixin, TransformerMixin):
         self.head_warmup_loss_ = self._fit_head(self.module_.head, inputs.to(self.device),
                                                 target.to(self.device), weights)
 
+    def _body_trains(self) -> bool:
+        """Whether the optimizer holds any parameter outside the head."""
+        head = {id(p) for p in self.module_.head.parameters()}
+        return any(id(p) not in head for group in self.optimizer_.param_groups
+                   for p in group["params"])
+
     def fit_loop(self, X, y=None, epochs=None, **fit_params):
         if not hasattr(X, "load"):  # a Dataset, or cached features (the head warm-up)
             return super().fit_loop(X, y, epochs=epochs, **fit_params)
+        if epochs is None:  # at least min_steps optimizer steps (see _recipe)
+            epochs = epochs_for(self, len(X))
+        self.n_epochs_ = epochs
+        self.freeze_context_.max_epochs = epochs
         cached_fit = CachedFit(self, X, y)
         self.cache_used_ = cached_fit.used
         self.cache_depth_ = cached_fit.depth

@@ -129,6 +129,25 @@ def test_pipeline_with_feature_extractor_on_the_cluster(client, data):
     assert search.best_score_ > 0.6
 
 
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("kind", ["files", "pil"])
+def test_grid_search_on_image_files_and_pil_on_the_cluster(client, data, kind, tmp_path):
+    """dask runs tasks in worker threads: the loaders there start no nested workers and
+    fold no BatchNorm (see _data/_loader.py, _fold.py), and the search completes."""
+    from PIL import Image
+
+    X, y = data
+    images = [Image.fromarray((x * 255).astype(np.uint8)) for x in X]
+    if kind == "files":
+        for i, image in enumerate(images):
+            image.save(tmp_path / f"{i}.png")
+        images = [str(tmp_path / f"{i}.png") for i in range(len(images))]
+    search = GridSearchCV(_clf(), GRID, cv=2, n_jobs=-1, error_score="raise")
+    with joblib.parallel_backend("dask"):
+        search.fit(images, y)
+    assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+
+
 def test_estimators_ship_to_workers_cheaply(data):
     X, y = data
     _clf().set_params(freeze_depth=2, max_epochs=1).fit(X, y)

@@ -81,8 +81,12 @@ def test_adam_and_adamw_run_fused_unless_the_user_chose(images, kwargs, fused):
 
 
 def test_fused_adamw_matches_the_per_parameter_loop(images):
-    fused = _fit(images, None, freeze_depth=1, cache=False)
-    loop = _fit(images, None, freeze_depth=1, cache=False, optimizer__fused=False)
+    # a converged head (C=1): gradients well above Adam's eps, where two implementations
+    # of the same update agree to float rounding (with the soft head of "auto" and lr
+    # 5e-2 the tiny network's first steps amplify rounding differences)
+    fused = _fit(images, None, freeze_depth=1, cache=False, head_warmup_C=1.0)
+    loop = _fit(images, None, freeze_depth=1, cache=False, head_warmup_C=1.0,
+                optimizer__fused=False)
     for (name, a), b in zip(fused.module_.named_parameters(), loop.module_.parameters()):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5, msg=name)
 
@@ -223,3 +227,57 @@ def test_head_warmup_is_the_logistic_regression_probe(tiny_weights):
     features = FeatureExtractor("tiny_cnn", weights=path).fit_transform(X)
     probe = LogisticRegression(C=0.5, max_iter=5000, tol=1e-8).fit(features, y)
     np.testing.assert_allclose(clf.predict_proba(X), probe.predict_proba(features), atol=2e-3)
+
+
+@pytest.mark.parametrize("freeze_depth, C", [("all", 1.0), (1, 0.01)])
+def test_auto_head_warmup_C_is_soft_only_when_the_body_trains(tiny_weights, freeze_depth, C):
+    """head_warmup_C="auto": the probe LogisticRegression(C=1) for a frozen backbone, a
+    much softer one (C=0.01) when blocks train after it."""
+    from sklearn.linear_model import LogisticRegression
+
+    from sktransfer import FeatureExtractor
+
+    rng = np.random.RandomState(0)
+    y = np.repeat(["a", "b", "c"], 10)
+    X = rng.rand(30, 32, 32, 3).astype(np.float32) * 0.5
+    X[y == "a", :, :, 0] += 0.5
+    path = str(tiny_weights[0])
+    # max_epochs=0: the fitted network is the warm-up's (nothing trains after it)
+    clf = TransferClassifier("tiny_cnn", weights=path, freeze_depth=freeze_depth, max_epochs=0,
+                             head_warmup=500, random_state=0).fit(X, y)
+    assert clf.head_warmup_C == "auto"
+    features = FeatureExtractor("tiny_cnn", weights=path).fit_transform(X)
+    probe = LogisticRegression(C=C, max_iter=5000, tol=1e-8).fit(features, y)
+    np.testing.assert_allclose(clf.predict_proba(X), probe.predict_proba(features), atol=2e-3)
+
+
+def test_min_steps_raises_the_epochs_of_a_tiny_fit(images):
+    X, y = images  # 40 images in batches of 20: 2 steps per epoch
+    record = _RecordLR()
+    clf = _fit(images, None, freeze_depth=1, max_epochs=2, min_steps=9,
+               callbacks=[("record", record)])
+    assert clf.n_epochs_ == 5 and len(clf.history_) == 5
+    lrs = dict(clf.callbacks_)["record"].lrs
+    assert len(lrs) == 10 and lrs[-1] < 0.05 * 0.05  # one cosine over all 10 steps
+    plain = _fit(images, None, freeze_depth=1, max_epochs=2, min_steps=0)  # no floor
+    assert plain.n_epochs_ == 2 and len(plain.history_) == 2
+    big = _fit(images, None, freeze_depth=1, max_epochs=6, min_steps=9)
+    assert big.n_epochs_ == 6  # enough steps already: max_epochs as given
+
+
+@pytest.mark.parametrize("param, value, match", [
+    ("head_warmup_C", "soft", "head_warmup_C must be 'auto' or a number > 0"),
+    ("head_warmup_C", 0, "head_warmup_C must be > 0"),
+    ("min_steps", -1, r"min_steps must be an int in \[0"),
+    ("min_steps", 2.5, "min_steps must be an int"),
+])
+def test_new_recipe_params_are_validated_in_fit(images, param, value, match):
+    clf = TransferClassifier("tiny_cnn", weights=None, **FAST).set_params(**{param: value})
+    with pytest.raises(ValueError, match=match):
+        clf.fit(*images)
+
+
+def test_the_classifier_default_is_a_floor_of_50_steps():
+    from conftest import MIN_STEPS_DEFAULT  # the suite itself trains with min_steps=0
+
+    assert MIN_STEPS_DEFAULT == 50

@@ -25,7 +25,8 @@ from ._arrays import MAX_ASPECT_RATIO, torch_ready
 from ._augment import make_augment
 from ._folders import IMAGE_EXTENSIONS, load_image_folder
 from ._inputs import ImageInput, VectorInput, as_input
-from ._loader import check_num_workers, dataset_source, loader_options, resolve_num_workers
+from ._loader import (check_num_workers, dataset_source, loader_options, resolve_num_workers,
+                      worker_context)
 from ._preprocess import (PairCollate, PreparedBatch, Preprocessor, SampleDataset,
                           collate_samples, network_input, split_batch)
 
@@ -34,4 +35,4 @@ __all__ = ["ImageInput", "VectorInput", "TextInput", "as_input", "SampleDataset"
            "PreparedBatch", "network_input",
            "load_image_folder", "make_augment", "IMAGE_EXTENSIONS", "MAX_ASPECT_RATIO",
            "torch_ready", "check_num_workers", "resolve_num_workers", "loader_options",
-           "dataset_source"]
+           "worker_context", "dataset_source"]
