@@ -18,7 +18,7 @@ from sklearn.utils.validation import _num_samples, check_is_fitted
 from ._classifier import TransferClassifier
 from ._common import make_backbone, read_input
 from ._network import TransferNet
-from ._recipe import BACKBONE_LR_SCALE, HEAD_WARMUP, LABEL_SMOOTHING
+from ._recipe import BACKBONE_LR_SCALE, HEAD_WARMUP, HEAD_WARMUP_C, LABEL_SMOOTHING, MIN_STEPS
 from ._selection import _check_n_se, select
 from ._transfer import resolve_freeze_depth
 
@@ -95,7 +95,7 @@ class TransferClassifierCV(ClassifierMixin, TransformerMixin, BaseEstimator):
         frozen).
     backbone, weights, freeze_strategy, image_size, augment, head_hidden, \
 head_dropout, cache, cache_memory, random_state, amp, norm_mode, head_warmup, \
-head_warmup_C, backbone_lr_scale, lr_schedule, lr_warmup, label_smoothing, \
+head_warmup_C, backbone_lr_scale, lr_schedule, lr_warmup, min_steps, label_smoothing, \
 num_workers, module, criterion, optimizer, lr, max_epochs, batch_size, \
 train_split, device, verbose
         As for :class:`~sktransfer.TransferClassifier`, with the same defaults,
@@ -160,8 +160,9 @@ train_split, device, verbose
                  freeze_depths=DEFAULT_FREEZE_DEPTHS, freeze_strategy="depth", image_size=None,
                  augment=None, head_hidden=None, head_dropout=0.0, cache="auto",
                  cache_memory=2 << 30, random_state=None, amp=False, *, cv=None, scoring=None,
-                 n_se=1.0, norm_mode="frozen", head_warmup=HEAD_WARMUP, head_warmup_C=1.0,
-                 backbone_lr_scale=BACKBONE_LR_SCALE, lr_schedule="cosine", lr_warmup=0.1,
+                 n_se=1.0, norm_mode="frozen", head_warmup=HEAD_WARMUP,
+                 head_warmup_C=HEAD_WARMUP_C, backbone_lr_scale=BACKBONE_LR_SCALE,
+                 lr_schedule="cosine", lr_warmup=0.1, min_steps=MIN_STEPS,
                  label_smoothing=LABEL_SMOOTHING, num_workers="auto", module=TransferNet,
                  criterion=torch.nn.CrossEntropyLoss, optimizer=torch.optim.AdamW, lr=1e-3,
                  max_epochs=10, batch_size=32, train_split=None, device="auto", verbose=0,
@@ -187,6 +188,7 @@ train_split, device, verbose
         self.backbone_lr_scale = backbone_lr_scale
         self.lr_schedule = lr_schedule
         self.lr_warmup = lr_warmup
+        self.min_steps = min_steps
         self.label_smoothing = label_smoothing
         self.num_workers = num_workers
         self.module = module

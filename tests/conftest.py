@@ -15,6 +15,10 @@ from sktransfer import TransferClassifier  # noqa: E402
 
 MIN_STEPS_DEFAULT = TransferClassifier.__init__.__kwdefaults__["min_steps"]
 TransferClassifier.__init__.__kwdefaults__["min_steps"] = 0
+# TransferClassifierCV mirrors TransferClassifier's defaults and passes them to every candidate
+from sktransfer import TransferClassifierCV  # noqa: E402
+
+TransferClassifierCV.__init__.__kwdefaults__["min_steps"] = 0
 
 
 @pytest.fixture(autouse=True)
