@@ -164,7 +164,8 @@ train_split, device, verbose
                  cache_memory=2 << 30, random_state=None, amp=False, *, cv=None, scoring=None,
                  n_se=1.0, norm_mode="frozen", head_warmup=HEAD_WARMUP,
                  head_warmup_C=HEAD_WARMUP_C, backbone_lr_scale=BACKBONE_LR_SCALE,
-                 lr_schedule="cosine", lr_warmup=0.1, min_steps=MIN_STEPS, label_smoothing=LABEL_SMOOTHING, num_workers="auto", module=TransferNet,
+                 lr_schedule="cosine", lr_warmup=0.1, min_steps=MIN_STEPS,
+                 label_smoothing=LABEL_SMOOTHING, num_workers="auto", module=TransferNet,
                  criterion=torch.nn.CrossEntropyLoss, optimizer=torch.optim.AdamW, lr=1e-3,
                  max_epochs=10, batch_size=32, train_split=None, device="auto", verbose=0,
                  **kwargs):

@@ -14,7 +14,7 @@ from sklearn.preprocessing import FunctionTransformer
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import sktransfer
-from sktransfer import TransferClassifier, TransferClassifierCV, select_most_frozen
+from sktransfer import TransferClassifier, TransferClassifierCV
 from sktransfer._classifier_cv import DEFAULT_FREEZE_DEPTHS
 from sktransfer._selection import select
 from sktransfer._transfer import resolve_freeze_depth
