@@ -185,8 +185,9 @@ def test_prediction_after_changing_frozen_weights_does_not_serve_stale_rows(imag
     import torch
 
     X, y = images
+    # a converged warm-up head (C=1), so the probabilities show a change of the prefix
     clf = TransferClassifier("tiny_cnn", weights=None, freeze_depth=2, max_epochs=1,
-                             device="cpu", random_state=0).fit(X, y)
+                             device="cpu", random_state=0, head_warmup_C=1.0).fit(X, y)
     before = clf.predict_proba(X)
     with torch.no_grad():  # in place, as an optimizer step or load_state_dict would
         for p in clf.module_.blocks[0].parameters():
