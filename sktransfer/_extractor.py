@@ -203,7 +203,6 @@ class FeatureExtractor(PlainStateMixin, TransformerMixin, BaseEstimator):
                              f"{GlobalPool.MODES + ('cls',)}")
         source = read_input(X, self.backbone)
         self._build(source, self.weights)
-        self._reset_model_key()
         if isinstance(source, VectorInput):
             self.n_features_in_ = source.n_features
         sample = source.__class__(source.items[:1]) if isinstance(source, VectorInput) \
@@ -242,18 +241,16 @@ class FeatureExtractor(PlainStateMixin, TransformerMixin, BaseEstimator):
         self.stop_ = stop
         self.device_ = device
 
-    def _reset_model_key(self) -> None:
-        # hashing every weight takes ~0.4 s for a resnet18: done at the first cached transform
-        self._model_key = None
-
     def _cache_key(self) -> bytes:
-        """What the feature cache keys this model's outputs on: weights + preprocessing."""
-        if self._model_key is None:
-            settings = (self.backbone, self.preprocessor_ and self.preprocessor_.p, self.pooling,
-                        self.stop_, repr(self.extractor_.pool))  # parameter-free pools differ
-            self._model_key = (b"".join(stage_fingerprints([self.extractor_]))  # only in settings
-                               + repr(settings).encode())
-        return self._model_key
+        """What the feature cache keys this model's outputs on: weights + preprocessing.
+
+        Hashing every weight takes ~0.4 s for a resnet18, so it happens at the first
+        cached transform, not in ``fit``; ``stage_fingerprints`` keeps the digest while
+        the weights are unchanged, so later calls cost a signature check (and nothing
+        is stored on the estimator: ``transform`` leaves it as it was)."""
+        settings = (self.backbone, self.preprocessor_ and self.preprocessor_.p, self.pooling,
+                    self.stop_, repr(self.extractor_.pool))  # parameter-free pools differ
+        return b"".join(stage_fingerprints([self.extractor_])) + repr(settings).encode()
 
     def transform(self, X) -> np.ndarray:
         """Features of ``X``: a float32 array ``(n_samples, n_features_out_)``."""
@@ -358,8 +355,7 @@ class FeatureExtractor(PlainStateMixin, TransformerMixin, BaseEstimator):
     def __getstate__(self):
         """Plain data only (what skops stores): parameters, sizes and weight arrays."""
         state = {k: v for k, v in self.__dict__.items()
-                 if k not in ("backbone_", "preprocessor_", "extractor_", "device_",
-                              "_model_key")}
+                 if k not in ("backbone_", "preprocessor_", "extractor_", "device_")}
         if "extractor_" in self.__dict__:
             state["_network_arrays"] = module_arrays(nn.ModuleDict(
                 {"blocks": self.backbone_.blocks, "pool": self.extractor_.pool}))
@@ -381,7 +377,6 @@ class FeatureExtractor(PlainStateMixin, TransformerMixin, BaseEstimator):
                            "FeatureExtractor network")
         restore_backbone_meta(self.backbone_, meta)
         self.preprocessor_ = preprocessor_for(self.backbone_, self.image_size)
-        self._reset_model_key()
 
     def _full_state(self):
         state = self.__dict__.copy()

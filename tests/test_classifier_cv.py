@@ -15,7 +15,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import sktransfer
 from sktransfer import TransferClassifier, TransferClassifierCV
-from sktransfer._classifier_cv import DEFAULT_FREEZE_DEPTHS
+from sktransfer._classifier_cv import DEFAULT_CV, DEFAULT_FREEZE_DEPTHS
 from sktransfer._selection import select
 from sktransfer._transfer import resolve_freeze_depth
 
@@ -78,14 +78,15 @@ def test_prefixed_params_reach_every_candidate(data):
 def test_fitted_attributes_and_cv_results_layout(fitted):
     depths = ["all", 2, -1, 0]
     res = fitted.cv_results_
-    assert fitted.n_splits_ == 6  # default: 3 folds x 2 repeats
+    folds, repeats = DEFAULT_CV
+    assert fitted.n_splits_ == folds * repeats  # the default: stratified folds
     assert [p["freeze_depth"] for p in res["params"]] == depths
     assert list(res["param_freeze_depth"]) == depths
     for key in ["mean_test_score", "std_test_score", "rank_test_score", "mean_fit_time",
                 "std_fit_time", "mean_score_time", "std_score_time"]:
         assert res[key].shape == (4,), key
     split_keys = sorted(k for k in res if k.startswith("split"))
-    assert split_keys == [f"split{i}_test_score" for i in range(6)]
+    assert split_keys == [f"split{i}_test_score" for i in range(folds * repeats)]
     # the rule, with -1 resolved against tiny_cnn's 4 blocks (it freezes 3, more than 2)
     backbone = sktransfer.get_backbone("tiny_cnn")
     assert fitted.best_index_ == select(res, 1.0, lambda d: resolve_freeze_depth(d, backbone))
@@ -166,7 +167,7 @@ def test_default_cv_uses_fewer_folds_for_small_classes_and_refuses_single_sample
     rng = np.random.RandomState(0)
     X = rng.rand(5, 32, 32, 3).astype(np.float32)
     est = tiny().fit(X, np.array(["a", "a", "b", "b", "b"]))
-    assert est.n_splits_ == 4  # 2 folds x 2 repeats
+    assert est.n_splits_ == 2 * DEFAULT_CV[1]  # 2 folds: class 'a' has 2 samples
     with pytest.raises(ValueError, match="class 'a' has a single sample"):
         tiny().fit(X, np.array(["a", "b", "b", "b", "b"]))
 
