@@ -189,6 +189,11 @@ def run_seed(task, seed, depths, with_before=True, log=print):
 
         model = TransferClassifierCV(BACKBONE, weights="DEFAULT", image_size=IMAGE_SIZE,
                                      random_state=seed, device="cpu").fit(X_train, y_train)
+        res = model.cv_results_  # the evidence, for studying selection rules offline
+        for i, params in enumerate(res["params"]):
+            splits = [res[f"split{j}_test_score"][i] for j in range(model.n_splits_)]
+            log(f"    [{task} seed {seed}] cv folds freeze_depth={params['freeze_depth']}: "
+                + " ".join(f"{v:.3f}" for v in splits))
         return model.score(X_test, y_test), model.freeze_depth_
 
     timed("TransferClassifierCV", cv)
