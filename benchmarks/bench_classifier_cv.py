@@ -37,6 +37,17 @@ def data(per_class: int):
     return X_train, y_train, X_test[:500], y_test[:500]
 
 
+def per_candidate(model) -> dict:
+    """Seconds (summed over splits) and scores of each candidate, from ``cv_results_``."""
+    res = model.cv_results_
+    return {str(p["freeze_depth"]): {"fit_s": float(f * model.n_splits_),
+                                     "score_s": float(s * model.n_splits_),
+                                     "mean": float(m), "std": float(sd)}
+            for p, f, s, m, sd in zip(res["params"], res["mean_fit_time"],
+                                      res["mean_score_time"], res["mean_test_score"],
+                                      res["std_test_score"])}
+
+
 def child(side: str, args) -> None:
     import torch
 
@@ -55,16 +66,9 @@ def child(side: str, args) -> None:
         model = TransferClassifier(freeze_depth=0, **params).fit(X, y)
     elif side == "cv":
         model = TransferClassifierCV(**params).fit(X, y)
-        res = model.cv_results_
         result["chosen"] = model.freeze_depth_
         result["refit_s"] = model.refit_time_
-        result["per_candidate"] = {
-            str(p["freeze_depth"]): {"fit_s": float(f * model.n_splits_),
-                                     "score_s": float(s * model.n_splits_),
-                                     "mean": float(m), "std": float(sd)}
-            for p, f, s, m, sd in zip(res["params"], res["mean_fit_time"],
-                                      res["mean_score_time"], res["mean_test_score"],
-                                      res["std_test_score"])}
+        result["per_candidate"] = per_candidate(model)
     else:
         folds, repeats = DEFAULT_CV
         cv = RepeatedStratifiedKFold(n_splits=folds, n_repeats=repeats, random_state=args.seed)
@@ -72,14 +76,7 @@ def child(side: str, args) -> None:
                              {"freeze_depth": list(DEFAULT_FREEZE_DEPTHS)}, cv=cv).fit(X, y)
         result["chosen"] = model.best_params_["freeze_depth"]
         result["refit_s"] = model.refit_time_
-        res = model.cv_results_
-        result["per_candidate"] = {
-            str(p["freeze_depth"]): {"fit_s": float(f * model.n_splits_),
-                                     "score_s": float(s * model.n_splits_),
-                                     "mean": float(m), "std": float(sd)}
-            for p, f, s, m, sd in zip(res["params"], res["mean_fit_time"],
-                                      res["mean_score_time"], res["mean_test_score"],
-                                      res["std_test_score"])}
+        result["per_candidate"] = per_candidate(model)
     result["fit_s"] = time.perf_counter() - start
     result["held_out_accuracy"] = float(model.score(X_test, y_test))
     print(TAG + json.dumps(result))
