@@ -163,13 +163,19 @@ def cmd_strategies(args) -> int:
     return 0
 
 
-def cmd_fit(args) -> int:
-    _check_output(args.out)
-    if args.plot:
-        _check_output(args.plot)
+def _training_data(args):
+    """Check the output paths and the model options before reading any data, then read
+    the labelled DATA (what ``fit`` and ``search`` share)."""
+    for out in (args.out, args.plot):
+        if out:
+            _check_output(out)
     check_data_exists(args.image_dir)
     check_model_options(args)
-    paths, labels = read_labelled(args.image_dir, args, _declared_kind(args.backbone))
+    return read_labelled(args.image_dir, args, _declared_kind(args.backbone))
+
+
+def cmd_fit(args) -> int:
+    paths, labels = _training_data(args)
     regression = args.task == "regression"
     if regression:
         what = (f"a numeric target (mean {labels.mean():.4g}, std {labels.std():.4g})")
@@ -256,13 +262,7 @@ def cmd_search(args) -> int:
     from sklearn.metrics import get_scorer
     from sklearn.model_selection import GridSearchCV, StratifiedKFold
 
-    if args.out:
-        _check_output(args.out)
-    if args.plot:
-        _check_output(args.plot)
-    check_data_exists(args.image_dir)
-    check_model_options(args)
-    paths, labels = read_labelled(args.image_dir, args, _declared_kind(args.backbone))
+    paths, labels = _training_data(args)
     classes, counts = class_counts(labels)
     if args.cv < 2:
         raise CLIError("--cv must be at least 2")
