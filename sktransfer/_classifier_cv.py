@@ -19,7 +19,7 @@ from ._classifier import TransferClassifier
 from ._common import make_backbone, read_input
 from ._network import TransferNet
 from ._recipe import BACKBONE_LR_SCALE, HEAD_WARMUP, HEAD_WARMUP_C, LABEL_SMOOTHING, MIN_STEPS
-from ._selection import _check_n_se, select
+from ._selection import N_SE, _check_n_se, brier_scorer, select
 from ._transfer import resolve_freeze_depth
 
 __all__ = ["TransferClassifierCV", "DEFAULT_FREEZE_DEPTHS", "DEFAULT_CV"]
@@ -88,13 +88,19 @@ class TransferClassifierCV(ClassifierMixin, TransformerMixin, BaseEstimator):
         ``StratifiedKFold(k)``. Any scikit-learn splitter or iterable of
         ``(train, test)`` index arrays.
     scoring : None, str or callable, default=None
-        ``None``: accuracy. Any single scikit-learn scorer name or
-        ``scorer(estimator, X, y)`` callable, higher is better. Fold scores are
-        unweighted, as in ``GridSearchCV``.
-    n_se : float, default=1.0
+        What the candidates are compared by. ``None``:
+        :func:`~sktransfer.brier_scorer` (minus the Brier score of the fold
+        predictions' probabilities): on folds of 10-30 images accuracy ties
+        (every candidate 10/10) or moves in steps of one image, where the
+        Brier score still sees how sure each candidate was of the right class;
+        with it the rule met every target of ``benchmarks/small_data.py``,
+        with accuracy it missed two (see benchmarks/README.md). Any single
+        scikit-learn scorer name or ``scorer(estimator, X, y)`` callable,
+        higher is better. Fold scores are unweighted, as in ``GridSearchCV``.
+    n_se : float, default=N_SE (0.5)
         The rule's tolerance: how many standard errors of the paired score
         differences count as noise. 0 picks the best mean (ties to the most
-        frozen).
+        frozen), 1 is the classic one-standard-error rule.
     backbone, weights, freeze_strategy, image_size, augment, head_hidden, \
 head_dropout, cache, cache_memory, random_state, amp, norm_mode, head_warmup, \
 head_warmup_C, backbone_lr_scale, lr_schedule, lr_warmup, min_steps, label_smoothing, \
@@ -117,7 +123,8 @@ train_split, device, verbose
     best_index_ : int
         Its index in ``freeze_depths`` and in ``cv_results_["params"]``.
     best_score_ : float
-        Its mean cross-validated score (not necessarily the highest mean).
+        Its mean cross-validated score (``scorer_``'s; not necessarily the
+        highest mean).
     best_estimator_ : TransferClassifier
         A classifier at ``freeze_depth_``, refit on all of ``X``.
     cv_results_ : dict of arrays
@@ -162,7 +169,7 @@ train_split, device, verbose
                  freeze_depths=DEFAULT_FREEZE_DEPTHS, freeze_strategy="depth", image_size=None,
                  augment=None, head_hidden=None, head_dropout=0.0, cache="auto",
                  cache_memory=2 << 30, random_state=None, amp=False, *, cv=None, scoring=None,
-                 n_se=1.0, norm_mode="frozen", head_warmup=HEAD_WARMUP,
+                 n_se=N_SE, norm_mode="frozen", head_warmup=HEAD_WARMUP,
                  head_warmup_C=HEAD_WARMUP_C, backbone_lr_scale=BACKBONE_LR_SCALE,
                  lr_schedule="cosine", lr_warmup=0.1, min_steps=MIN_STEPS,
                  label_smoothing=LABEL_SMOOTHING, num_workers="auto", module=TransferNet,
@@ -279,6 +286,8 @@ train_split, device, verbose
             raise ValueError(f"scoring must be one scorer (a name or a callable); got "
                              f"{self.scoring!r}. To compare several metrics use GridSearchCV "
                              f"with refit=functools.partial(select_most_frozen, scorer=NAME)")
+        if self.scoring is None:
+            return brier_scorer
         return check_scoring(estimator, scoring=self.scoring)
 
     def _splits(self, X, y) -> list:
@@ -417,7 +426,8 @@ train_split, device, verbose
         return self.best_estimator_.get_feature_names_out(input_features)
 
     def score(self, X, y, sample_weight=None):
-        """``best_estimator_``'s score with ``scoring`` (accuracy when None)."""
+        """``best_estimator_``'s score with ``scoring`` (accuracy when None, as
+        every classifier's ``score``; the selection's Brier score is ``scorer_``)."""
         check_is_fitted(self, "best_estimator_")
         if self.scoring is None:
             return self.best_estimator_.score(X, y, sample_weight=sample_weight)

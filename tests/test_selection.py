@@ -24,11 +24,12 @@ def results(depths, scores, key="freeze_depth"):
 
 
 def test_deeper_candidate_better_by_less_than_noise_loses_to_the_frozen_one():
-    # depth 0 wins on average by 0.05, but swings +-0.1 between splits
-    cv = results(["all", 5, 0], [[0.80, 0.80, 0.80, 0.80],
+    # depth 0 wins on average by 0.03, but swings +-0.15 between splits (SE 0.087)
+    cv = results(["all", 5, 0], [[0.82, 0.82, 0.82, 0.82],
                                  [0.70, 0.90, 0.75, 0.85],
-                                 [0.95, 0.75, 0.95, 0.75]])
+                                 [1.00, 0.70, 1.00, 0.70]])
     assert select_most_frozen(cv) == 0
+    assert select_most_frozen(cv, n_se=0) == 2
 
 
 def test_deeper_candidate_better_by_more_than_noise_wins():
@@ -40,13 +41,14 @@ def test_deeper_candidate_better_by_more_than_noise_wins():
 def test_the_most_frozen_candidate_within_noise_wins_not_the_first():
     # "all" is clearly worse; 5 and 0 are within noise of each other: 5 is more frozen
     cv = results([0, 5, "all"], [[0.90, 0.80, 0.90, 0.80],
-                                 [0.85, 0.85, 0.85, 0.80],
+                                 [0.80, 0.90, 0.85, 0.80],
                                  [0.50, 0.50, 0.50, 0.50]])
     assert select_most_frozen(cv) == 1
 
 
 def test_n_se_sets_the_tolerance():
-    cv = results(["all", 0], [[0.80, 0.85, 0.80], [0.90, 0.80, 0.85]])
+    # depth 0 better by 0.017 with an SE of 0.060: within 0.5 SE (the default), not 0
+    cv = results(["all", 0], [[0.80, 0.85, 0.80], [0.90, 0.75, 0.85]])
     assert select_most_frozen(cv) == 0
     assert select_most_frozen(cv, n_se=0) == 1
     assert functools.partial(select_most_frozen, n_se=0)(cv) == 1
@@ -69,7 +71,7 @@ def test_a_grid_without_freeze_depth_gets_the_best_mean():
 
 
 def test_freeze_depth_of_a_pipeline_step_is_found():
-    cv = results(["all", 0], [[0.80, 0.85, 0.80], [0.90, 0.80, 0.85]],
+    cv = results(["all", 0], [[0.80, 0.85, 0.80], [0.90, 0.75, 0.85]],
                  key="transferclassifier__freeze_depth")
     assert select_most_frozen(cv) == 0
 
@@ -131,3 +133,34 @@ def test_works_as_refit_of_a_real_grid_search(images):
 
 def test_exported():
     assert "select_most_frozen" in sktransfer.__all__
+
+
+class _Fixed:
+    """An estimator whose predict_proba is given: for brier_scorer."""
+
+    def __init__(self, classes, proba):
+        self.classes_, self._proba = np.asarray(classes), np.asarray(proba, dtype=float)
+
+    def predict_proba(self, X):
+        return self._proba[X]
+
+
+def test_brier_scorer_is_minus_the_multiclass_brier_score():
+    est = _Fixed(["cat", "dog", "owl"], [[1.0, 0.0, 0.0], [0.2, 0.5, 0.3], [0.0, 1.0, 0.0]])
+    X, y = np.arange(3), np.array(["cat", "dog", "owl"])
+    # right and sure: 0; dog at 0.5: 0.2^2 + 0.5^2 + 0.3^2 = 0.38; owl, sure of dog: 2
+    assert sktransfer.brier_scorer(est, X, y) == pytest.approx(-(0 + 0.38 + 2) / 3)
+    assert sktransfer.brier_scorer(est, X, y, sample_weight=[1, 0, 0]) == 0
+    # two string classes need no pos_label (scikit-learn's "neg_brier_score" does)
+    two = _Fixed(["no", "yes"], [[0.9, 0.1], [0.4, 0.6]])
+    assert sktransfer.brier_scorer(two, np.arange(2), ["no", "no"]) == pytest.approx(
+        -(0.02 + 0.72) / 2)
+
+
+def test_brier_scorer_tells_apart_candidates_that_tie_on_accuracy():
+    y = np.array([0, 1, 0, 1])
+    sure = _Fixed([0, 1], [[0.95, 0.05], [0.05, 0.95]] * 2)
+    unsure = _Fixed([0, 1], [[0.6, 0.4], [0.4, 0.6]] * 2)
+    X = np.arange(4)
+    assert np.all(sure._proba.argmax(1) == unsure._proba.argmax(1))
+    assert sktransfer.brier_scorer(sure, X, y) > sktransfer.brier_scorer(unsure, X, y)
