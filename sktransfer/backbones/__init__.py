@@ -1,10 +1,12 @@
 """The backbone registry, the Backbone description, and what a backbone provider needs.
 
 Public helpers for providers (plugins): :class:`PretrainedWeights` (state a
-backbone's weights without building it; find and load them),
+backbone's weights without building it; find, download and load them),
 :func:`torchvision_weights`, :func:`hub_checkpoint_dir`,
-:func:`load_state_dict_file`, :func:`load_into_backbone` and
-:func:`missing_weights_error`. See docs/plugins.md.
+:func:`load_state_dict_file`, :func:`load_into_backbone`,
+:func:`missing_weights_error`, and for downloads into the ecosystems' caches
+:func:`fetch_url`, :func:`fetch_hub_file`, :func:`offline_reason`,
+:func:`hub_cache_dir`, :func:`download_advice`. See docs/plugins.md.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from __future__ import annotations
 import os
 
 from .._registry import Registry
-from ._download import WeightsDownloadError, hub_cache_dir, offline
+from ._download import (WeightsDownloadError, copy_file, download_advice, fetch_hub_file,
+                        fetch_url, hub_cache_dir, hub_cache_in, offline, offline_reason,
+                        torch_checkpoints_in)
 from ._pretrained import PretrainedWeights, corrupt_file_error, torchvision_weights
 from ._spec import Backbone, GlobalPool, Preprocessing, TextPreprocessing, TokenPool
 from ._weights import (CorruptWeightsError, MissingWeightsError, UnsafeWeightsError,
@@ -26,7 +30,8 @@ __all__ = ["Backbone", "Preprocessing", "TextPreprocessing", "GlobalPool", "Toke
            "MissingWeightsError", "UnsafeWeightsError", "load_state_dict_file",
            "load_into_backbone", "missing_weights_error", "BACKBONES", "download_weights",
            "WeightsDownloadError", "CorruptWeightsError", "corrupt_file_error", "offline",
-           "hub_cache_dir"]
+           "offline_reason", "hub_cache_dir", "hub_cache_in", "torch_checkpoints_in",
+           "fetch_url", "fetch_hub_file", "copy_file", "download_advice"]
 
 BACKBONES = Registry("backbone", "sktransfer.backbones", "list_backbones")
 

@@ -38,14 +38,18 @@ from .._files import atomic_output
 __all__ = ["WeightsDownloadError", "offline", "offline_reason", "download_timeout",
            "fetch_url", "fetch_hub_file", "hub_cache_dir",
            "torch_checkpoints_in", "hub_cache_in", "copy_file",
-           "DOWNLOAD_ADVICE"]
+           "download_advice"]
 
 TIMEOUT_VARIABLE = "SKTRANSFER_DOWNLOAD_TIMEOUT"
 DEFAULT_TIMEOUT = 30.0
 _CHUNK = 1 << 20
-DOWNLOAD_ADVICE = ("on a machine with network access run `sktransfer download {name} --to DIR` "
-                   "(sktransfer.download_weights({name!r}, to=DIR) in Python), copy DIR here and "
-                   "set TORCH_HOME=DIR/torch and HF_HUB_CACHE=DIR/huggingface/hub")
+
+
+def download_advice(name: str) -> str:
+    """How to bring backbone ``name``'s weights to a machine without network, in words."""
+    return (f"on a machine with network access run `sktransfer download {name} --to DIR` "
+            f"(sktransfer.download_weights({name!r}, to=DIR) in Python), copy DIR here and "
+            f"set TORCH_HOME=DIR/torch and HF_HUB_CACHE=DIR/huggingface/hub")
 
 
 class WeightsDownloadError(ConnectionError):
@@ -115,7 +119,7 @@ def _unreachable(name: str, url: str, target, exc: BaseException) -> WeightsDown
     return WeightsDownloadError(
         f"could not download the pretrained weights of backbone {name!r} from {url}: {reason}. "
         f"They go to {str(target)!r}; nothing was saved there. To fetch them, "
-        f"{DOWNLOAD_ADVICE.format(name=name)}; or set SKTRANSFER_OFFLINE=1 to make no "
+        f"{download_advice(name)}; or set SKTRANSFER_OFFLINE=1 to make no "
         f"attempt; weights=None trains from random initialisation.")
 
 

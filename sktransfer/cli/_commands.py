@@ -43,7 +43,9 @@ def check_model_options(args) -> None:
     if stated is None:
         raise CLIError(f"backbone {args.backbone!r} has no pretrained weights: use "
                        f"--weights none (random initialisation) or --weights /path/to/file.pth")
-    stated.locate()  # MissingWeightsError saying how to get the file
+    # downloaded now, before the data is read, unless cached or offline (then
+    # MissingWeightsError says how to get the file)
+    stated.fetch()
 
 
 def _declared_kind(backbone: str) -> str | None:
@@ -136,7 +138,7 @@ def cmd_backbones(args) -> int:
     for name, why in BACKBONES.failed().items():
         print(f"warning: plugin {name!r} failed to load ({why})", file=sys.stderr)
     if check_weights and not args.available:
-        from ..backbones._download import offline_reason
+        from ..backbones import offline_reason
 
         off = offline_reason()
         later = (f"downloads are off ({off})" if off else

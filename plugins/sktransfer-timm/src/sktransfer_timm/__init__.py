@@ -36,10 +36,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sktransfer import Backbone, MissingWeightsError, Preprocessing, PretrainedWeights
-from sktransfer.backbones import corrupt_file_error, hub_cache_dir, hub_checkpoint_dir
-from sktransfer.backbones._download import (DOWNLOAD_ADVICE, copy_file, fetch_hub_file,
-                                            fetch_url, hub_cache_in, offline_reason,
-                                            torch_checkpoints_in)
+from sktransfer.backbones import (copy_file, corrupt_file_error, download_advice,
+                                  fetch_hub_file, fetch_url, hub_cache_dir, hub_cache_in,
+                                  hub_checkpoint_dir, offline_reason, torch_checkpoints_in)
 
 from ._split import find_layout, split_model
 
@@ -215,7 +214,7 @@ class TimmWeights(PretrainedWeights):
         return MissingWeightsError(
             f"pretrained weights for backbone {self.backbone!r} are not on this machine: "
             f"looked at {'; '.join(looked)}.{off} To provide them, "
-            f"{DOWNLOAD_ADVICE.format(name=self.backbone)}{hub}; or pass "
+            f"{download_advice(self.backbone)}{hub}; or pass "
             f"weights='/path/to/file.safetensors' (or .pth); weights=None trains from random "
             f"initialisation.")
 

@@ -51,9 +51,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sktransfer import Backbone, PretrainedWeights, TextPreprocessing
-from sktransfer.backbones import MissingWeightsError, hub_cache_dir, missing_weights_error
-from sktransfer.backbones._download import DOWNLOAD_ADVICE, fetch_hub_file, hub_cache_in, \
-    offline_reason
+from sktransfer.backbones import (MissingWeightsError, download_advice, fetch_hub_file,
+                                  hub_cache_dir, hub_cache_in, missing_weights_error,
+                                  offline_reason)
 
 from ._blocks import POOL_MODES, EncoderLayers, MaskedPool, TextEmbeddings
 from ._docstrings import load_docstrings
@@ -167,7 +167,7 @@ class HubCheckpoint(PretrainedWeights):
             f"backbone {self.backbone!r}: {str(Path(self.repo_id))!r} is no local folder and "
             f"the Hub checkpoint {self.repo_id!r} is not in the Hugging Face cache "
             f"{str(hub_cache_dir())!r} (config.json and {' or '.join(_WEIGHT_FILES)}).{off} To "
-            f"provide it, {DOWNLOAD_ADVICE.format(name=self.backbone)}, or `hf download "
+            f"provide it, {download_advice(self.backbone)}, or `hf download "
             f"{self.repo_id}`; or give a local checkpoint folder as 'hf/<folder>'.")
 
     def fetch(self, *, to=None, progress: bool = True, with_weights: bool = True) -> Path:
