@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
+import multiprocessing
 import socket
-import subprocess
-import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -71,8 +69,10 @@ class FileServer:
                 if not body:
                     return
                 mode = server.mode.get(path)
-                if mode == "truncate":  # the connection drops halfway through the body
+                if mode in ("truncate", "truncate once"):  # the connection drops halfway
                     self.wfile.write(data[:len(data) // 2])
+                    if mode == "truncate once":
+                        server.mode[path] = None
                     return
                 step = max(1, len(data) // 20) if mode == "slow" else len(data)
                 for start in range(0, len(data), step):
@@ -220,19 +220,28 @@ def test_a_closed_port_is_a_clear_error(online, tiny_remote):
         PretrainedWeights("dl_tiny", "x.pth", url=f"http://127.0.0.1:{port}/x.pth").fetch()
 
 
-def test_two_processes_racing_end_with_one_good_file(online, server, tiny_remote, tmp_path):
+def _fetch_in_child(stated, barrier, results):
+    barrier.wait()  # both processes ask at the same moment
+    try:
+        results.put(str(stated.fetch(progress=False)))
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent, which fails
+        results.put(f"{type(exc).__name__}: {exc}")
+
+
+def test_two_processes_racing_end_with_one_good_file(online, server, tiny_remote):
     stated, _, data = tiny_remote
-    server.mode[f"/models/{stated.filename}"] = "slow"  # ~1 s: the second one waits
-    script = ("import sys; from sktransfer import PretrainedWeights; "
-              "w = PretrainedWeights('dl_tiny', sys.argv[1], url=sys.argv[2], check_hash=True); "
-              "print(w.fetch(progress=False))")
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    runs = [subprocess.Popen([sys.executable, "-c", script, stated.filename, stated.url],
-                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            for _ in range(2)]
-    outputs = [run.communicate(timeout=120) for run in runs]
-    assert [run.returncode for run in runs] == [0, 0], outputs
-    assert {out.strip() for out, _ in outputs} == {str(online / stated.filename)}
+    server.mode[f"/models/{stated.filename}"] = "slow"  # ~1 s: the second one must wait
+    context = multiprocessing.get_context("fork")  # torch is imported already: fast
+    barrier, results = context.Barrier(2), context.Queue()
+    children = [context.Process(target=_fetch_in_child, args=(stated, barrier, results))
+                for _ in range(2)]
+    for child in children:
+        child.start()
+    answers = [results.get(timeout=60) for _ in children]
+    for child in children:
+        child.join(timeout=60)
+    assert answers == [str(online / stated.filename)] * 2
+    assert [child.exitcode for child in children] == [0, 0]
     assert (online / stated.filename).read_bytes() == data
     assert server.gets(f"/models/{stated.filename}") == 1
     assert _leftovers(online) == [stated.filename]
@@ -310,6 +319,25 @@ def test_timm_weights_come_from_the_hub_into_its_cache(hub, server, monkeypatch)
     requests = len(server.requests)
     get_backbone("timm/test_resnet", weights="DEFAULT")
     assert len(server.requests) == requests
+    # a cached file gone bad names the link and the blob behind it
+    blob = cached.resolve()
+    blob.write_bytes(blob.read_bytes()[:1000])
+    with pytest.raises(CorruptWeightsError) as info:
+        get_backbone("timm/test_resnet", weights="DEFAULT")
+    assert f"rm '{cached}' '{blob}'" in str(info.value)
+
+
+def test_hub_download_cut_short_is_resumed_into_one_good_file(hub, server):
+    pytest.importorskip("sktransfer_timm")
+    from safetensors.torch import save
+
+    state = get_backbone("timm/test_resnet", weights=None).source_module.state_dict()
+    data = save(state)
+    path = "/timm/test_resnet.r160_in1k/model.safetensors"
+    server.files[path], server.mode[path] = data, "truncate once"
+    found = download_weights("timm/test_resnet", progress=False)
+    assert found.read_bytes() == data and server.gets(path) == 2  # huggingface_hub retried
+    assert not list(hub.rglob("*.incomplete"))
 
 
 def test_timm_offline_and_absent_says_what_to_run(hub, server, monkeypatch):

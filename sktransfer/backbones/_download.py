@@ -135,9 +135,14 @@ def fetch_url(url: str, target: Path, name: str, *, hash_prefix: str | None = No
     from filelock import FileLock
 
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
     locks = target.parent / ".locks"
-    locks.mkdir(exist_ok=True)
+    try:
+        locks.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PermissionError(
+            f"cannot write the pretrained weights of backbone {name!r} to {str(target.parent)!r} "
+            f"({exc.strerror or exc}); set TORCH_HOME to a writable folder, or pass "
+            f"weights='/path/to/file.pth'") from exc
     with FileLock(str(locks / f"{target.name}.lock")):
         if target.is_file():  # another process finished it while we waited
             return target
