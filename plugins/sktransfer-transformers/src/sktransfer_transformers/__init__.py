@@ -202,7 +202,8 @@ def _check_folder(name: str, folder: Path, weights) -> None:
         raise missing_weights_error(
             name, "config.json", folder,
             extra=" The name after 'hf/' must be a local Hugging Face checkpoint folder "
-                  "(config.json, tokenizer files, model.safetensors); nothing is downloaded.")
+                  "(config.json, tokenizer files, model.safetensors) or a Hub repository id "
+                  "('owner/name', downloaded into the Hugging Face cache).")
     if not (folder / "config.json").is_file():
         raise MissingWeightsError(f"{str(folder)!r} is not a Hugging Face checkpoint folder: "
                                   f"it has no config.json (backbone {name!r})")
