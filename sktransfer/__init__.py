@@ -1,8 +1,9 @@
 """sktransfer: transfer learning as a first-class citizen of scikit-learn."""
 
 from ._registry import PluginError, refresh_plugins
-from .backbones import (Backbone, GlobalPool, MissingWeightsError, Preprocessing,
-                        PretrainedWeights, TextPreprocessing, TokenPool, UnsafeWeightsError, get_backbone,
+from .backbones import (Backbone, CorruptWeightsError, GlobalPool, MissingWeightsError,
+                        Preprocessing, PretrainedWeights, TextPreprocessing, TokenPool,
+                        UnsafeWeightsError, WeightsDownloadError, download_weights, get_backbone,
                         list_backbones, register_backbone)
 from .freezing import (FreezeContext, FreezeStrategy, get_freezer, get_strategy, list_freezers,
                        list_strategies, register_freezer, register_strategy)
@@ -17,8 +18,8 @@ __all__ = [
     "TokenPool", "PretrainedWeights", "register_backbone", "get_backbone", "list_backbones",
     "register_strategy", "get_strategy", "list_strategies", "FreezeStrategy", "FreezeContext",
     "load_image_folder", "refresh_plugins", "PluginError", "clear_caches", "MissingWeightsError",
-    "UnsafeWeightsError", "TextPreprocessing", "TransferClassifierCV", "select_most_frozen",
-    "brier_scorer",
+    "UnsafeWeightsError", "CorruptWeightsError", "WeightsDownloadError", "download_weights",
+    "TextPreprocessing", "TransferClassifierCV", "select_most_frozen", "brier_scorer",
     "__version__",
     # older names of the freezing-strategy registry, kept as aliases
     "register_freezer", "get_freezer", "list_freezers",

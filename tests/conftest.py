@@ -6,6 +6,9 @@ import pytest
 import torch
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+# Tests never use the network: a download is tested against a 127.0.0.1 server
+# (tests/test_download.py), which switches this off for itself.
+os.environ["SKTRANSFER_OFFLINE"] = "1"
 torch.set_num_threads(2)
 
 # The classifier's floor of 50 optimizer steps (min_steps) would turn the suite's

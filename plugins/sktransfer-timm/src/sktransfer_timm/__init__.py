@@ -12,10 +12,14 @@ Weights
     random initialisation.
 ``"DEFAULT"``
     timm's default pretrained weights for the name (``timm/resnet18`` ->
-    ``resnet18.a1_in1k``), read from the local Hugging Face cache
-    (``$HF_HOME/hub``) or the torch hub cache (``$TORCH_HOME/hub/checkpoints``)
-    only. Nothing is downloaded; when neither has them
-    :class:`sktransfer.MissingWeightsError` says what was looked for, where.
+    ``resnet18.a1_in1k``), read from the Hugging Face cache (``$HF_HOME/hub``)
+    or the torch hub cache (``$TORCH_HOME/hub/checkpoints``), where
+    ``timm.create_model(..., pretrained=True)`` leaves them too. When neither has
+    them they are downloaded on first use, as timm does: from the Hugging Face
+    Hub through ``huggingface_hub`` (into its cache), or from timm's URL into the
+    torch hub cache. With ``SKTRANSFER_OFFLINE=1`` (or ``HF_HUB_OFFLINE=1``)
+    :class:`sktransfer.MissingWeightsError` says what was looked for, where,
+    and what to run on a connected machine.
 a pretrained tag (``"a1_in1k"``)
     the same, for ``<name>.<tag>``; a tag in the name (``timm/resnet18.a1_in1k``)
     works too.
@@ -31,8 +35,10 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sktransfer import Backbone, Preprocessing, PretrainedWeights
-from sktransfer.backbones import hub_checkpoint_dir, missing_weights_error
+from sktransfer import Backbone, MissingWeightsError, Preprocessing, PretrainedWeights
+from sktransfer.backbones import (copy_file, corrupt_file_error, download_advice,
+                                  fetch_hub_file, fetch_url, hub_cache_dir, hub_cache_in,
+                                  hub_checkpoint_dir, offline_reason, torch_checkpoints_in)
 
 from ._split import find_layout, split_model
 
@@ -65,14 +71,6 @@ def _arch(name: str) -> str:
     return arch
 
 
-def _hf_cache_dir() -> Path:
-    try:
-        from huggingface_hub.constants import HF_HUB_CACHE
-    except ImportError:  # pragma: no cover - timm depends on huggingface_hub
-        return Path("~/.cache/huggingface/hub").expanduser()
-    return Path(HF_HUB_CACHE)
-
-
 def find_pretrained_file(cfg: dict) -> tuple[Path | None, list[str]]:
     """A local copy of the weights described by timm's ``pretrained_cfg``.
 
@@ -87,17 +85,13 @@ def find_pretrained_file(cfg: dict) -> tuple[Path | None, list[str]]:
             return Path(cfg["file"]), looked
     repo = cfg.get("hf_hub_id")
     if repo:
-        try:
-            from huggingface_hub import try_to_load_from_cache
-        except ImportError:  # pragma: no cover
-            try_to_load_from_cache = None
-        filenames = [cfg.get("hf_hub_filename"), "model.safetensors", "pytorch_model.bin"]
-        for filename in dict.fromkeys(f for f in filenames if f):
-            looked.append(f"{repo}/{filename} in {_hf_cache_dir()}")
-            if try_to_load_from_cache is not None:
-                found = try_to_load_from_cache(repo, filename, cache_dir=_hf_cache_dir())
-                if isinstance(found, str) and Path(found).is_file():
-                    return Path(found), looked
+        from huggingface_hub import try_to_load_from_cache
+
+        for filename in _hub_filenames(cfg):
+            looked.append(f"{repo}/{filename} in {hub_cache_dir()}")
+            found = try_to_load_from_cache(repo, filename, cache_dir=hub_cache_dir())
+            if isinstance(found, str) and Path(found).is_file():
+                return Path(found), looked
     url = cfg.get("url")
     if url:
         path = hub_checkpoint_dir() / url.rsplit("/", 1)[-1].split("?")[0]
@@ -105,6 +99,12 @@ def find_pretrained_file(cfg: dict) -> tuple[Path | None, list[str]]:
         if path.is_file():
             return path, looked
     return None, looked
+
+
+def _hub_filenames(cfg: dict) -> list[str]:
+    """The files timm reads from a Hub repository, in its order of preference."""
+    names = [cfg.get("hf_hub_filename"), "model.safetensors", "pytorch_model.bin"]
+    return list(dict.fromkeys(f for f in names if f))
 
 
 def _preprocessing(model, image_size: int | None) -> Preprocessing:
@@ -153,24 +153,48 @@ def _create(arch: str, weights, image_size, in_channels):
     if stated is None:
         raise ValueError(f"timm has no pretrained weights for {arch!r}; use weights=None or a "
                          f"file path")
-    arch, path = stated.description, stated.locate()
+    arch, path = stated.description, stated.fetch()
     # timm applies its own checkpoint filters (classifier, position embeddings, in_chans)
-    model = timm.create_model(arch, pretrained=True,
-                              pretrained_cfg_overlay={"file": str(path), "source": ""},
-                              **kwargs)
+    try:
+        model = timm.create_model(arch, pretrained=True,
+                                  pretrained_cfg_overlay={"file": str(path), "source": ""},
+                                  **kwargs)
+    except Exception as exc:
+        if _unreadable(path):
+            raise corrupt_file_error(stated, path, exc) from exc
+        raise
     return model, f"{arch} ({path})"
+
+
+def _unreadable(path: Path) -> bool:
+    """Whether ``path`` cannot be read as a weights file (truncated, corrupt)."""
+    from sktransfer import CorruptWeightsError
+    from sktransfer.backbones import load_state_dict_file
+
+    try:
+        load_state_dict_file(path)
+    except CorruptWeightsError:
+        return True
+    except ValueError:  # readable, but not what timm wanted: timm's own error says more
+        return False
+    return False
 
 
 @dataclass(frozen=True)
 class TimmWeights(PretrainedWeights):
     """timm's pretrained weights for one name: looked for in the Hugging Face cache, then
-    the torch hub cache (:func:`find_pretrained_file`), never downloaded."""
+    the torch hub cache (:func:`find_pretrained_file`); downloaded on first use from the
+    Hub (``huggingface_hub``) or timm's URL, into the cache each uses."""
 
     cfg: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def source(self) -> str:
-        return "Hugging Face or torch hub cache"
+        return "Hugging Face Hub cache" if self.cfg.get("hf_hub_id") else "torch hub cache"
+
+    @property
+    def downloadable(self) -> bool:
+        return bool(self.cfg.get("hf_hub_id") or self.cfg.get("url"))
 
     def path(self) -> Path | None:
         return find_pretrained_file(self.cfg)[0]
@@ -179,14 +203,42 @@ class TimmWeights(PretrainedWeights):
         path, looked = find_pretrained_file(self.cfg)
         if path is not None:
             return path
+        raise self._missing(looked)
+
+    def _missing(self, looked=None, reason: str | None = None) -> MissingWeightsError:
+        looked = looked if looked is not None else find_pretrained_file(self.cfg)[1]
         repo = self.cfg.get("hf_hub_id")
-        where = (_hf_cache_dir() / f"models--{repo.replace('/', '--')}") if repo else \
-            Path(looked[-1]).parent
-        raise missing_weights_error(
-            self.backbone, self.filename, where, self.url,
-            extra=(f" Looked at: {'; '.join(looked)}. With network access once, "
-                   f"timm.create_model({self.description!r}, pretrained=True) fills the "
-                   f"Hugging Face cache."))
+        hub = (f" or `hf download {repo}` (it fills the Hugging Face cache as "
+               f"timm.create_model({self.description!r}, pretrained=True) does)") if repo else ""
+        off = f" Downloads are off ({reason})." if reason else ""
+        return MissingWeightsError(
+            f"pretrained weights for backbone {self.backbone!r} are not on this machine: "
+            f"looked at {'; '.join(looked)}.{off} To provide them, "
+            f"{download_advice(self.backbone)}{hub}; or pass "
+            f"weights='/path/to/file.safetensors' (or .pth); weights=None trains from random "
+            f"initialisation.")
+
+    def fetch(self, *, to=None, progress: bool = True) -> Path:
+        here = self.path()
+        if to is None and here is not None:
+            return here
+        reason = offline_reason()
+        repo, url = self.cfg.get("hf_hub_id"), self.cfg.get("url")
+        if repo:
+            return fetch_hub_file(repo, _hub_filenames(self.cfg), self.backbone,
+                                  cache_dir=hub_cache_in(to) if to is not None else None,
+                                  missing=lambda: self._missing(reason=reason))
+        if url:
+            name = url.rsplit("/", 1)[-1].split("?")[0]
+            target = (torch_checkpoints_in(to) if to is not None else hub_checkpoint_dir()) / name
+            if target.is_file():
+                return target
+            if here is not None:
+                return copy_file(here, target)
+            if reason is not None:
+                raise self._missing(reason=reason)
+            return fetch_url(url, target, self.backbone, progress=progress)
+        return self.locate()
 
 
 def _stated_weights(arch: str, cfg: dict) -> TimmWeights | None:

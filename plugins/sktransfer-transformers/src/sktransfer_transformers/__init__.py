@@ -1,4 +1,4 @@
-"""Pretrained Hugging Face text encoders as sktransfer backbones, offline.
+"""Pretrained Hugging Face text encoders as sktransfer backbones.
 
 Registered through the entry point group ``sktransfer.backbones``::
 
@@ -14,10 +14,16 @@ Registered through the entry point group ``sktransfer.backbones``::
     L2-normalised (``SentenceTransformer(...).encode`` gives the same vectors).
     ``FeatureExtractor("minilm_l6", layer=-1)`` gives the same mean
     *unnormalised*; ``pooling="cls"`` the first token.
-``hf/<folder>``
-    any local Hugging Face checkpoint folder of a BERT-like encoder (BERT,
+``hf/<folder>`` or ``hf/<repo_id>``
+    a local Hugging Face checkpoint folder of a BERT-like encoder (BERT,
     RoBERTa, XLM-RoBERTa, ELECTRA, DistilBERT, MiniLM, ...), read with
-    ``local_files_only=True``. A sentence-transformers folder's own pooling
+    ``local_files_only=True``; or, when no such folder exists, a repository on
+    the Hugging Face Hub (``hf/sentence-transformers/all-MiniLM-L6-v2``), whose
+    config, tokenizer, sentence-transformers files and weights are downloaded on
+    first use through ``huggingface_hub`` into its cache - the cache
+    ``AutoModel.from_pretrained(repo_id)`` uses, so each reuses the other's
+    files. ``SKTRANSFER_OFFLINE=1`` (or ``HF_HUB_OFFLINE=1``) reads the cache
+    only. A sentence-transformers folder's own pooling
     (``1_Pooling/config.json``: mean or CLS) and normalisation
     (``modules.json``) are used; a plain checkpoint pools with the mean over
     the attention mask.
@@ -31,7 +37,7 @@ padded per batch.
 Weights: ``"DEFAULT"`` reads the folder's weights; ``None`` builds the same
 architecture with random weights (the folder's config and tokenizer are still
 needed); a ``.safetensors``/``.bin`` file of the same architecture is loaded by
-sktransfer. A missing folder or weights file raises
+sktransfer. A missing folder or weights file (offline) raises
 :class:`sktransfer.MissingWeightsError`.
 """
 
@@ -40,10 +46,14 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from sktransfer import Backbone, PretrainedWeights, TextPreprocessing
-from sktransfer.backbones import MissingWeightsError, missing_weights_error
+from sktransfer.backbones import (MissingWeightsError, download_advice, fetch_hub_file,
+                                  hub_cache_dir, hub_cache_in, missing_weights_error,
+                                  offline_reason)
 
 from ._blocks import POOL_MODES, EncoderLayers, MaskedPool, TextEmbeddings
 from ._docstrings import load_docstrings
@@ -89,18 +99,93 @@ def minilm_l6(weights="DEFAULT") -> Backbone:
 
 
 def hf_backbone(name: str, weights="DEFAULT") -> Backbone:
-    """``hf/<folder>``: a local Hugging Face encoder checkpoint (see the module docstring)."""
-    folder = Path(name[len(PREFIX):]).expanduser()
-    return _build(name, folder, weights)
+    """``hf/<folder>`` or ``hf/<repo_id>``: a Hugging Face encoder checkpoint, local or on the
+    Hub (see the module docstring)."""
+    stated = _hf_weights(name)
+    if isinstance(stated, HubCheckpoint) and weights in ("DEFAULT", None):
+        return _build(name, stated.fetch(with_weights=weights is not None), weights)
+    return _build(name, Path(name[len(PREFIX):]).expanduser(), weights)
+
+
+# a Hub repository id: "name" or "owner/name" (letters, digits, "-", "_", ".")
+_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+# what a BERT-like checkpoint needs besides its config and weights; absent ones are skipped
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                    "vocab.txt", "vocab.json", "merges.txt", "spiece.model",
+                    "sentencepiece.bpe.model", "modules.json", "sentence_bert_config.json",
+                    "1_Pooling/config.json")
 
 
 def _hf_weights(name: str, weights: str = "DEFAULT") -> PretrainedWeights:
-    """What ``hf/<folder>`` loads, stated without building: the folder's safetensors."""
+    """What ``hf/<folder>`` loads, stated without building: the folder's safetensors (or,
+    for a Hub repository, the checkpoint in the Hub cache)."""
     if weights not in ("DEFAULT", "default"):
         raise ValueError(f"unknown weights {weights!r} for backbone {name!r}; 'DEFAULT' reads "
                          f"the checkpoint folder, None builds random weights")
-    return PretrainedWeights(name, "model.safetensors", folder=Path(name[len(PREFIX):]).expanduser(),
+    rest = name[len(PREFIX):]
+    folder = Path(rest).expanduser()
+    if not folder.exists() and _REPO_ID.match(rest) and not rest.startswith("."):
+        return HubCheckpoint(name, "model.safetensors", url=f"https://huggingface.co/{rest}",
+                             description=f"Hugging Face Hub {rest}", repo_id=rest)
+    return PretrainedWeights(name, "model.safetensors", folder=folder,
                              description="the checkpoint folder's own weights")
+
+
+@dataclass(frozen=True)
+class HubCheckpoint(PretrainedWeights):
+    """A checkpoint on the Hugging Face Hub, kept in the Hub cache (``snapshots/<revision>/``)
+    and downloaded file by file on first use; :meth:`fetch` returns its folder."""
+
+    repo_id: str = ""
+
+    @property
+    def source(self) -> str:
+        return "Hugging Face Hub cache"
+
+    @property
+    def downloadable(self) -> bool:
+        return True
+
+    def path(self) -> Path | None:
+        from huggingface_hub import try_to_load_from_cache
+
+        for filename in _WEIGHT_FILES:
+            found = try_to_load_from_cache(self.repo_id, filename, cache_dir=hub_cache_dir())
+            if isinstance(found, str) and Path(found).is_file():
+                return Path(found)
+        return None
+
+    def locate(self) -> Path:
+        path = self.path()
+        if path is None:
+            raise self._missing()
+        return path.parent
+
+    def _missing(self, reason: str | None = None) -> MissingWeightsError:
+        off = f" Downloads are off ({reason})." if reason else ""
+        return MissingWeightsError(
+            f"backbone {self.backbone!r}: {str(Path(self.repo_id))!r} is no local folder and "
+            f"the Hub checkpoint {self.repo_id!r} is not in the Hugging Face cache "
+            f"{str(hub_cache_dir())!r} (config.json and {' or '.join(_WEIGHT_FILES)}).{off} To "
+            f"provide it, {download_advice(self.backbone)}, or `hf download "
+            f"{self.repo_id}`; or give a local checkpoint folder as 'hf/<folder>'.")
+
+    def fetch(self, *, to=None, progress: bool = True, with_weights: bool = True) -> Path:
+        """The checkpoint's folder in the Hub cache (or ``to/huggingface/hub``), its files
+        downloaded first when missing (``with_weights=False``: all but the weights)."""
+        reason = offline_reason()
+        cache = hub_cache_in(to) if to is not None else None
+
+        def get(names, optional=False):
+            return fetch_hub_file(self.repo_id, names, self.backbone, cache_dir=cache,
+                                  missing=lambda: self._missing(reason), optional=optional)
+
+        folder = get(["config.json"]).parent
+        for filename in _TOKENIZER_FILES:
+            get([filename], optional=True)
+        if with_weights:
+            get(list(_WEIGHT_FILES))
+        return folder
 
 
 minilm_l6.input_kind = "text"
@@ -117,7 +202,8 @@ def _check_folder(name: str, folder: Path, weights) -> None:
         raise missing_weights_error(
             name, "config.json", folder,
             extra=" The name after 'hf/' must be a local Hugging Face checkpoint folder "
-                  "(config.json, tokenizer files, model.safetensors); nothing is downloaded.")
+                  "(config.json, tokenizer files, model.safetensors) or a Hub repository id "
+                  "('owner/name', downloaded into the Hugging Face cache).")
     if not (folder / "config.json").is_file():
         raise MissingWeightsError(f"{str(folder)!r} is not a Hugging Face checkpoint folder: "
                                   f"it has no config.json (backbone {name!r})")
