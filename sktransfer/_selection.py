@@ -18,9 +18,10 @@ import numpy as np
 __all__ = ["select_most_frozen", "brier_scorer", "unresolved_frozen_rank", "N_SE"]
 
 #: the rule's default tolerance, in standard errors of the paired differences. With the
-#: Brier score, 0.5 was the only tolerance that met every small-data target (5 tasks x 5
-#: seeds; 1.0 kept the probe on a seed of 10-per-class digits where full fine-tuning was
-#: better by 0.08): see benchmarks/README.md, "Choosing the rule"
+#: Brier score, 0.5 was the only tolerance that met the selection targets on the image
+#: tasks of small_data.py (4 tasks x 5 seeds; 1.0 kept the probe on a seed of
+#: 10-per-class digits where full fine-tuning was better by 0.08): see
+#: benchmarks/README.md, "Choosing the rule"
 N_SE = 0.5
 
 
@@ -172,8 +173,8 @@ def select_most_frozen(cv_results, *, n_se=N_SE, scorer=None) -> int:
     n_se : float, default=N_SE (0.5)
         How many standard errors of the paired differences count as noise; 0
         picks the best mean (ties to the most frozen), 1 is the classic
-        one-standard-error rule. 0.5 with ``scoring=brier_scorer`` met every
-        small-data target (``benchmarks/small_data.py``). For another value in
+        one-standard-error rule. 0.5 with ``scoring=brier_scorer`` met the
+        selection targets of ``benchmarks/small_data.py``'s image tasks. For another value in
         ``GridSearchCV`` use ``functools.partial(select_most_frozen, n_se=1)``.
     scorer : str or None, default=None
         With several scorers (``scoring`` a list or dict), the name of the one
