@@ -7,7 +7,8 @@ from .backbones import (Backbone, GlobalPool, MissingWeightsError, Preprocessing
 from .freezing import (FreezeContext, FreezeStrategy, get_freezer, get_strategy, list_freezers,
                        list_strategies, register_freezer, register_strategy)
 from ._cache import clear_caches
-from ._data import load_image_folder
+from ._audio import AudioPreprocessing
+from ._data import load_audio_folder, load_image_folder
 from ._selection import select_most_frozen
 
 __version__ = "0.1.0"
@@ -18,6 +19,7 @@ __all__ = [
     "register_strategy", "get_strategy", "list_strategies", "FreezeStrategy", "FreezeContext",
     "load_image_folder", "refresh_plugins", "PluginError", "clear_caches", "MissingWeightsError",
     "UnsafeWeightsError", "TextPreprocessing", "TransferClassifierCV", "select_most_frozen",
+    "AudioPreprocessing", "load_audio_folder",
     "__version__",
     # older names of the freezing-strategy registry, kept as aliases
     "register_freezer", "get_freezer", "list_freezers",
