@@ -287,3 +287,20 @@ def test_cli_fit_predict_evaluate_search(audio_folder, tmp_path, capsys, monkeyp
     capsys.readouterr()
     assert main(["predict", str(model), str(tmp_path / "missing.wav")]) != 0
     assert "audio file not found" in capsys.readouterr().err
+
+
+# --- synthetic speech ------------------------------------------------------------------
+
+def test_spoken_words_speakers_are_disjoint():
+    data = spoken_words(words=("yes", "no"), n_train_speakers=3, n_test_speakers=2,
+                        random_state=3)
+    assert len(data.X_train) == 6 and len(data.X_test) == 4
+    assert not set(data.speakers_train) & set(data.speakers_test)
+    assert sorted(set(data.y_train)) == ["no", "yes"]
+    assert all(w.dtype == np.float32 and w.ndim == 1 and np.abs(w).max() <= 1
+               and 0.1 * SR < len(w) < 1.5 * SR for w in data.X_train)
+    again = spoken_words(words=("yes", "no"), n_train_speakers=3, n_test_speakers=2,
+                         random_state=3)
+    assert list(again.speakers_test) == list(data.speakers_test)
+    with pytest.raises(ValueError, match="105 speakers asked for; there are 104"):
+        spoken_words(n_train_speakers=100, n_test_speakers=5)

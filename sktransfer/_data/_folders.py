@@ -69,13 +69,12 @@ def _load_folder(path, extensions: Sequence[str], what: str):
                  for e in extensions)
     root_real = os.path.realpath(root)
     listed = _real_tree(root)
-    loader = f"load_{what}_folder"
     class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     paths, labels = [], []
     for class_dir in class_dirs:
-        if class_dir.is_symlink() and not _follow_link(class_dir, root_real, listed, loader):
+        if class_dir.is_symlink() and not _follow_link(class_dir, root_real, listed, what):
             continue
-        files = sorted(_files_under(class_dir, root_real, listed, exts, loader))
+        files = sorted(_files_under(class_dir, root_real, listed, exts, what))
         paths += files
         labels += [class_dir.name] * len(files)
     if not paths:
@@ -93,7 +92,7 @@ def _real_tree(root: Path) -> set:
     return tree
 
 
-def _follow_link(link: Path, root_real: str, listed: set, loader: str) -> bool:
+def _follow_link(link: Path, root_real: str, listed: set, what: str) -> bool:
     """Whether to walk the folder link ``link``; warns when it will not.
 
     Followed only to a folder inside the root that is listed nowhere else (for
@@ -103,13 +102,13 @@ def _follow_link(link: Path, root_real: str, listed: set, loader: str) -> bool:
     if os.path.commonpath([real, os.path.realpath(link.parent)]) == real:
         problem = "leads back to a folder that contains it (a link cycle)"
     elif os.path.commonpath([real, root_real]) != root_real:
-        problem = f"leads out of the folder, to {real!r}"
+        problem = f"leads out of the {what} folder, to {real!r}"
     elif real in listed:
         problem = f"leads to {real!r}, which is already listed"
     else:
         listed.add(real)
         return True
-    warnings.warn(f"{loader}: skipped folder link {str(link)!r}: it {problem}. Copy "
+    warnings.warn(f"load_{what}_folder: skipped folder link {str(link)!r}: it {problem}. Copy "
                   f"or move the files into the folder instead.", UserWarning, stacklevel=4)
     return False
 
@@ -130,7 +129,7 @@ def _broken_link(entry: os.DirEntry) -> str | None:
     return None
 
 
-def _files_under(folder: Path, root_real: str, listed: set, exts, loader: str) -> list[str]:
+def _files_under(folder: Path, root_real: str, listed: set, exts, what: str) -> list[str]:
     files = []
     for entry in os.scandir(folder):
         if entry.name.startswith("."):
@@ -138,13 +137,13 @@ def _files_under(folder: Path, root_real: str, listed: set, exts, loader: str) -
         child = folder / entry.name
         problem = _broken_link(entry)
         if problem is not None:
-            warnings.warn(f"{loader}: skipped link {str(child)!r}: it {problem}. "
+            warnings.warn(f"load_{what}_folder: skipped link {str(child)!r}: it {problem}. "
                           f"Remove the link or point it at a file.", UserWarning,
                           stacklevel=4)
             continue
         if entry.is_dir():
-            if not entry.is_symlink() or _follow_link(child, root_real, listed, loader):
-                files += _files_under(child, root_real, listed, exts, loader)
+            if not entry.is_symlink() or _follow_link(child, root_real, listed, what):
+                files += _files_under(child, root_real, listed, exts, what)
         elif entry.is_file() and child.suffix.lower() in exts:
             files.append(str(child))
     return files

@@ -19,7 +19,6 @@ import ctypes
 import threading
 
 import numpy as np
-from sklearn.utils import Bunch
 
 __all__ = ["synthesize", "spoken_words", "SpeechData", "WORDS", "ACCENTS", "VARIANTS"]
 
@@ -70,7 +69,10 @@ def synthesize(text: str, voice: str = "en", rate: int = 175, pitch: int = 50,
                sample_rate: int = 16000) -> np.ndarray:
     """``text`` spoken by eSpeak NG voice ``voice`` (e.g. ``"en-us+f2"``) at ``rate`` words
     per minute and ``pitch`` (0-100): a mono float32 waveform in [-1, 1] at
-    ``sample_rate``, leading and trailing silence removed."""
+    ``sample_rate``, leading and trailing silence removed.
+
+    eSpeak NG has randomness of its own (aspiration noise, a pitch flutter that runs
+    on between utterances), so a repeated call gives a slightly different waveform."""
     import soxr
 
     engine = _engine()
@@ -97,15 +99,20 @@ def synthesize(text: str, voice: str = "en", rate: int = 175, pitch: int = 50,
     return np.clip(wave, -1, 1).astype(np.float32)
 
 
-class SpeechData(Bunch):
+class SpeechData(dict):
     """``X_train``, ``y_train``, ``speakers_train``, ``X_test``, ``y_test``,
-    ``speakers_test`` (lists of waveforms, arrays of str), ``sample_rate``."""
+    ``speakers_test`` (lists of waveforms, arrays of str), ``sample_rate``; keys are
+    attributes too, as in scikit-learn's ``Bunch``."""
+
+    def __getattr__(self, key):
+        try:
+            return self[key]
+        except KeyError:
+            raise AttributeError(key) from None
 
 
 def _speakers(rng, n: int) -> list[tuple[str, int, int]]:
     combos = [f"{a}+{v}" for a in ACCENTS for v in VARIANTS]
-    if n > len(combos):
-        raise ValueError(f"{n} speakers asked for; there are {len(combos)} (accents x variants)")
     chosen = rng.choice(len(combos), size=n, replace=False)
     return [(combos[i], int(rng.integers(130, 211)), int(rng.integers(25, 76))) for i in chosen]
 
@@ -115,10 +122,14 @@ def _utterances(rng, speakers, words, repeats, sample_rate, snr_db):
     for voice, rate, pitch in speakers:
         for word in words:
             for _ in range(repeats):
-                wave = synthesize(word, voice, rate + int(rng.integers(-15, 16)),
-                                  pitch + int(rng.integers(-5, 6)), sample_rate)
-                snr = rng.uniform(*snr_db)
-                noise = rng.standard_normal(len(wave)).astype(np.float32)
+                # every draw comes before synthesis: eSpeak's lengths vary a little from run
+                # to run, which must not shift the random stream of the clips after this one
+                jitter_rate, jitter_pitch = int(rng.integers(-15, 16)), int(rng.integers(-5, 6))
+                snr, noise_seed = rng.uniform(*snr_db), int(rng.integers(2 ** 32))
+                wave = synthesize(word, voice, rate + jitter_rate, pitch + jitter_pitch,
+                                  sample_rate)
+                noise = np.random.default_rng(noise_seed).standard_normal(len(wave))
+                noise = noise.astype(np.float32)
                 noise *= np.sqrt(np.mean(wave ** 2) / 10 ** (snr / 10))
                 wave = wave + noise
                 X.append((wave / max(1.0, float(np.abs(wave).max()))).astype(np.float32))
@@ -136,7 +147,9 @@ def spoken_words(words=WORDS, n_train_speakers: int = 12, n_test_speakers: int =
     Each speaker (an accent x voice variant, with its own rate and pitch) says
     every word ``repeats`` times, each time with rate and pitch jittered and
     white noise at an SNR drawn from ``snr_db``. Deterministic for a given
-    ``random_state``.
+    ``random_state`` up to eSpeak NG's own randomness (aspiration noise, pitch
+    flutter that runs on between utterances): the same speakers, words, rates,
+    pitches and noise, but waveforms that differ slightly from run to run.
 
     Examples
     --------
@@ -153,6 +166,10 @@ def spoken_words(words=WORDS, n_train_speakers: int = 12, n_test_speakers: int =
             raise ValueError(f"{name} must be a positive int, got {value!r}")
     if not isinstance(n_test_speakers, (int, np.integer)) or n_test_speakers < 0:
         raise ValueError(f"n_test_speakers must be an int >= 0, got {n_test_speakers!r}")
+    available = len(ACCENTS) * len(VARIANTS)
+    if n_train_speakers + n_test_speakers > available:
+        raise ValueError(f"{n_train_speakers + n_test_speakers} speakers asked for; there are "
+                         f"{available} (accents x voice variants)")
     rng = np.random.default_rng(random_state)
     speakers = _speakers(rng, n_train_speakers + n_test_speakers)
     X_train, y_train, s_train = _utterances(rng, speakers[:n_train_speakers], words, repeats,
