@@ -27,7 +27,7 @@ are centre-cropped or zero-padded to the front end's ``clip_seconds``.
 
 from __future__ import annotations
 
-from sktransfer import AudioPreprocessing, Backbone, register_backbone
+from sktransfer import AudioPreprocessing, Backbone, PretrainedWeights, register_backbone
 from sktransfer.backbones import build_backbone, pretrained_weights
 
 from ._frontend import LogMel, MelFrames, fix_length, mel_filterbank
@@ -84,8 +84,13 @@ def audio_backbone(name: str, weights="DEFAULT", image_size=None) -> Backbone:
 
 
 def _audio_weights(name: str, weights: str = "DEFAULT"):
-    """What ``audio/<name>`` loads: the image backbone's weights."""
-    return pretrained_weights(name[len(PREFIX):], weights)
+    """What ``audio/<name>`` loads: the image backbone's weights (for the namespace
+    itself, ``audio/*``, a stand-in that names them)."""
+    image_name = name[len(PREFIX):]
+    if image_name == "*":
+        return PretrainedWeights(name, "<the image backbone's weights>", folder="<image backbone>",
+                                 description="the image backbone's pretrained weights")
+    return pretrained_weights(image_name, weights)
 
 
 audio_backbone.input_kind = "audio"
