@@ -28,6 +28,8 @@ from typing import Callable
 import numpy as np
 import torch
 
+from ._text import one_column
+
 __all__ = ["AudioInput", "AudioPreprocessing", "AudioPreprocessor", "as_audio_input"]
 
 _FIX = ("pass a list of 1-D float waveforms in [-1, 1] (one per clip), or a list of "
@@ -103,14 +105,7 @@ def as_audio_input(X, name: str = "X") -> AudioInput:
     if isinstance(X, (str, bytes, os.PathLike)):
         raise TypeError(f"{name} is a single path ({X!r}); pass a list of paths: [{X!r}], or "
                         f"load_audio_folder() for a folder")
-    if hasattr(X, "columns") and hasattr(X, "iloc"):  # DataFrame
-        if X.shape[1] != 1:
-            raise ValueError(f"{name} is a DataFrame with {X.shape[1]} columns; an audio "
-                             f"backbone takes one column of clips or paths: pass "
-                             f"{name}['<audio column>']")
-        X = X.iloc[:, 0]
-    if hasattr(X, "iloc") and hasattr(X, "to_numpy"):  # Series
-        X = X.to_numpy(dtype=object)
+    X = one_column(X, name, "audio", "clips or audio file paths")
     if isinstance(X, torch.Tensor):
         X = X.detach().cpu().numpy()
     if isinstance(X, np.ndarray) and X.dtype != object:
