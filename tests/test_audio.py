@@ -273,7 +273,7 @@ def test_cli_fit_predict_evaluate_search(audio_folder, tmp_path, capsys, monkeyp
     from sktransfer.cli import main
 
     monkeypatch.chdir(tmp_path)  # search writes its plot here
-    model = tmp_path / "m.joblib"
+    model = tmp_path / "m.skops"  # skops: the network is rebuilt from the backbone name
     common = ["--backbone", "audio/tiny_cnn", "--weights", "none", "--epochs", "1"]
     assert main(["fit", str(audio_folder), "-o", str(model), *common]) == 0
     capsys.readouterr()
