@@ -52,8 +52,9 @@ print(f"FeatureExtractor(audio/efficientnet_lite0) + LR: "
       f"{cnn_lr.score(data.X_test, data.y_test):.3f}")
 
 # 3. fine-tuned; speakers grouped in the CV folds, as in the test
-clf = TransferClassifier("audio/efficientnet_lite0", max_epochs=1 if FAST else 15,
-                         batch_size=16, augment=None, random_state=0)
+# (fast mode: one epoch, no floor of 50 optimizer steps, 32 x 32 spectrogram images)
+fast = dict(max_epochs=1, min_steps=0, image_size=32) if FAST else dict(max_epochs=15)
+clf = TransferClassifier("audio/efficientnet_lite0", batch_size=16, random_state=0, **fast)
 search = GridSearchCV(clf, {"freeze_depth": ["all", 3] if FAST else ["all", 6, 3, 0]},
                       cv=GroupKFold(2))
 search.fit(data.X_train, data.y_train, groups=data.speakers_train)

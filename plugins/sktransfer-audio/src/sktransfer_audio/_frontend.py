@@ -101,7 +101,7 @@ class _MelSpectrogram:
         return 1 + self.n_samples // self.hop_length
 
     def power_mel(self, wave: torch.Tensor) -> torch.Tensor:
-        wave = fix_length(wave.to(torch.float32), self.n_samples)
+        wave = fix_length(torch.as_tensor(wave, dtype=torch.float32), self.n_samples)
         spec = torch.stft(wave, self.n_fft, self.hop_length, window=torch.hann_window(self.n_fft),
                           center=True, pad_mode="constant", return_complex=True)
         return self._filters @ spec.abs().pow(2)
@@ -168,8 +168,8 @@ class MelFrames(_MelSpectrogram):
     n_mels: int = 40
     target_dbfs: float = -30.0
 
-    def __call__(self, wave: torch.Tensor) -> torch.Tensor:
-        wave = wave.to(torch.float32)
+    def __call__(self, wave) -> torch.Tensor:
+        wave = torch.as_tensor(wave, dtype=torch.float32)
         rms = wave.pow(2).mean().sqrt()
         if rms > 0:
             gain_db = self.target_dbfs - 20.0 * torch.log10(rms)
