@@ -8,7 +8,8 @@ from .backbones import (Backbone, CorruptWeightsError, GlobalPool, MissingWeight
 from .freezing import (FreezeContext, FreezeStrategy, get_freezer, get_strategy, list_freezers,
                        list_strategies, register_freezer, register_strategy)
 from ._cache import clear_caches
-from ._data import load_image_folder
+from ._audio import AudioPreprocessing
+from ._data import load_audio_folder, load_image_folder
 from ._selection import brier_scorer, select_most_frozen
 
 __version__ = "0.1.0"
@@ -20,6 +21,7 @@ __all__ = [
     "load_image_folder", "refresh_plugins", "PluginError", "clear_caches", "MissingWeightsError",
     "UnsafeWeightsError", "CorruptWeightsError", "WeightsDownloadError", "download_weights",
     "TextPreprocessing", "TransferClassifierCV", "select_most_frozen", "brier_scorer",
+    "AudioPreprocessing", "load_audio_folder",
     "__version__",
     # older names of the freezing-strategy registry, kept as aliases
     "register_freezer", "get_freezer", "list_freezers",

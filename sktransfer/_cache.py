@@ -60,6 +60,8 @@ def sample_keys(source) -> list[bytes]:
         return [_digest(meta, np.ascontiguousarray(row).data) for row in items]
     if form == "text":
         return [_digest(b"text", t.encode("utf-8", "surrogatepass")) for t in items]
+    if form == "waveform":
+        return [_digest(b"waveform", wave.data) for wave in items]
     if form == "paths":
         return [_file_key(p) for p in items]
     return [_digest(f"{img.mode}{img.size}{_orientation(img)}".encode(), img.tobytes())

@@ -7,8 +7,9 @@ import os
 import numpy as np
 import torch
 
-from ._data import (IMAGE_EXTENSIONS, ImageInput, Preprocessor, TextInput, TextPreprocessor,
-                    VectorInput, as_input)
+from ._audio import AudioInput, AudioPreprocessor
+from ._data import (AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, ImageInput, Preprocessor, TextInput,
+                    TextPreprocessor, VectorInput, as_input)
 from ._random import seeded
 from .backbones import Backbone, build_backbone, declared_input_kind
 
@@ -32,10 +33,6 @@ def resolve_device(device) -> str:
                                   and torch.backends.mps.is_available()):
         raise ValueError(f"device={device!r} was requested but MPS is not available")
     return str(device)
-
-
-AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".aif",
-                    ".aiff", ".wma")
 
 
 def read_input(X, backbone):
@@ -106,6 +103,11 @@ def make_backbone(name, weights, source, image_size=None):
         raise ValueError(f"backbone {name!r} takes {backbone.input_kind}s, not texts")
     if isinstance(source, TextInput) and (media := media_file_kind(source.items)):
         raise _paths_as_texts_error(source, media, f"backbone {name!r} takes texts")
+    if (backbone.input_kind == "audio") != isinstance(source, AudioInput):
+        raise ValueError(f"backbone {name!r} takes {backbone.input_kind}s, but X was read as "
+                         f"{source.kind}s" + (": its builder must declare builder.input_kind = "
+                                              "'audio' so that X is read as audio clips"
+                                              if backbone.input_kind == "audio" else ""))
     if backbone.input_kind == "image" and isinstance(source, VectorInput):
         raise ValueError(f"backbone {name!r} takes images (N, H, W, C), (N, C, H, W), (N, H, W), "
                          f"file paths or PIL images; X is 2-D {source.items.shape}, which reads "
@@ -122,6 +124,8 @@ def preprocessor_for(backbone, image_size=None) -> Preprocessor | None:
     if image_size is not None and (not isinstance(image_size, (int, np.integer))
                                    or isinstance(image_size, bool) or image_size < 1):
         raise ValueError(f"image_size must be None or a positive int, got {image_size!r}")
+    if backbone.input_kind == "audio":
+        return AudioPreprocessor(backbone.preprocessing.with_image_size(image_size))
     preprocessing = backbone.preprocessing.with_image_size(image_size)
     minimum = backbone.min_input_size
     side = preprocessing.crop_size
@@ -136,7 +140,8 @@ def preprocessor_for(backbone, image_size=None) -> Preprocessor | None:
 
 def check_source_kind(source, backbone) -> None:
     """At predict time: the data must be of the kind the model was fitted on."""
-    if (backbone.input_kind == "text") != isinstance(source, TextInput):
+    if (backbone.input_kind == "text") != isinstance(source, TextInput) or \
+            (backbone.input_kind == "audio") != isinstance(source, AudioInput):
         raise ValueError(f"this model was fitted on {backbone.input_kind}s (backbone "
                          f"{backbone.name!r}); X was read as {source.kind}s")
     if isinstance(source, TextInput) and (media := media_file_kind(source.items)):

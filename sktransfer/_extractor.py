@@ -409,6 +409,8 @@ def _head(source):
 
     if isinstance(source, TextInput):
         return TextInput(source.items[:1])
+    if source.kind == "audio":
+        return source.head()
     return ImageInput(source.items[:1] if source.form != "array" else
                       _slice_view(source.items), source.form)
 

@@ -106,8 +106,13 @@ def architecture_source(estimator):
 
     if hasattr(estimator, "n_features_in_"):
         return VectorInput(np.zeros((1, estimator.n_features_in_), np.float32))
-    if declared_input_kind(estimator.backbone) == "text":
+    kind = declared_input_kind(estimator.backbone)
+    if kind == "text":
         return TextInput([])
+    if kind == "audio":
+        from ._audio import AudioInput
+
+        return AudioInput([], "waveform")
     return ImageInput([], "pil")
 
 

@@ -20,7 +20,7 @@ import numbers
 import numpy as np
 import torch
 
-__all__ = ["TextInput", "TextPreprocessor", "as_text_input"]
+__all__ = ["TextInput", "TextPreprocessor", "as_text_input", "one_column"]
 
 
 class TextInput:
@@ -47,6 +47,20 @@ def _missing(value) -> bool:
     return type(value).__name__ in ("NAType", "NaTType")
 
 
+def one_column(X, name: str, kind: str, items: str):
+    """A pandas Series, or a DataFrame's one column, as a 1-D object array; anything
+    else as it is. (Texts and audio clips come in a column of a table.)"""
+    if hasattr(X, "columns") and hasattr(X, "iloc"):  # DataFrame
+        if X.shape[1] != 1:
+            raise ValueError(f"{name} is a DataFrame with {X.shape[1]} columns "
+                             f"({list(X.columns)[:5]}); this backbone takes one column of "
+                             f"{items}: pass {name}['<{kind} column>']")
+        X = X.iloc[:, 0]
+    if hasattr(X, "iloc") and hasattr(X, "to_numpy"):  # Series
+        X = X.to_numpy(dtype=object)
+    return X
+
+
 def as_text_input(X, name: str = "X") -> TextInput:
     """Validate ``X`` as a batch of texts (see the module docstring)."""
     if isinstance(X, TextInput):
@@ -56,14 +70,7 @@ def as_text_input(X, name: str = "X") -> TextInput:
     if isinstance(X, (str, bytes)):
         raise TypeError(f"{name} is a single {type(X).__name__} ({X[:40]!r}...); this backbone "
                         f"takes a batch of texts: pass a list, e.g. [{name}]")
-    if hasattr(X, "columns") and hasattr(X, "iloc"):  # DataFrame
-        if X.shape[1] != 1:
-            raise ValueError(f"{name} is a DataFrame with {X.shape[1]} columns "
-                             f"({list(X.columns)[:5]}); a text backbone takes one column of "
-                             f"texts: pass {name}['<text column>']")
-        X = X.iloc[:, 0]
-    if hasattr(X, "iloc") and hasattr(X, "to_numpy"):  # Series
-        X = X.to_numpy(dtype=object)
+    X = one_column(X, name, "text", "texts")
     if isinstance(X, torch.Tensor):
         raise TypeError(f"{name} is a torch tensor; this backbone takes texts (a list of str)")
     if isinstance(X, np.ndarray):

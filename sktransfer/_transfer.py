@@ -286,11 +286,7 @@ class TransferBase(PlainStateMixin, TransformerMixin):
         backbone = make_backbone(self.backbone, self.weights, source, self.image_size)
         self.backbone_ = backbone
         self.preprocessor_ = preprocessor_for(backbone, self.image_size)
-        self.augment_ = make_augment(self.augment, getattr(getattr(self.preprocessor_, "p", None),
-                                                           "crop_size", None))
-        if self.augment_ is not None and backbone.input_kind != "image":
-            raise ValueError(f"augment applies to images; this backbone takes "
-                             f"{backbone.input_kind}s")
+        self.augment_ = self._make_augment()
         self.freeze_depth_ = resolve_freeze_depth(self.freeze_depth, backbone)
         if isinstance(source, VectorInput):
             self.n_features_in_ = source.n_features
@@ -318,6 +314,10 @@ class TransferBase(PlainStateMixin, TransformerMixin):
         if backbone.input_kind == "image":
             self.module_.to(memory_format=torch.channels_last)
         return self
+
+    def _make_augment(self):
+        return make_augment(self.augment, getattr(getattr(self.preprocessor_, "p", None),
+                                                  "crop_size", None), self.backbone_.input_kind)
 
     def initialize_optimizer(self, triggered_directly=None):
         _, kwargs = self.get_params_for_optimizer("optimizer", [])
@@ -671,8 +671,7 @@ class TransferBase(PlainStateMixin, TransformerMixin):
         load_module_arrays(self.module_, arrays, f"{type(self).__name__} network")
         restore_backbone_meta(self.backbone_, meta)
         self.preprocessor_ = preprocessor_for(self.backbone_, self.image_size)
-        self.augment_ = make_augment(self.augment, getattr(getattr(self.preprocessor_, "p", None),
-                                                           "crop_size", None))
+        self.augment_ = self._make_augment()
 
     def load_params(self, *args, **kwargs):
         # skorch maps the files to self.device, which must be a real device, not "auto"

@@ -31,6 +31,10 @@ def test_every_backbone_builds_and_maps_input_to_num_features(name):
             x = torch.empty(2, 5)
         elif backbone.input_kind == "text":  # token ids + attention mask
             x = torch.tensor([[[101, 1], [7592, 1], [102, 1]], [[101, 1], [102, 1], [0, 0]]])
+        elif backbone.input_kind == "audio":  # two clips through the fixed front end
+            with torch.device("cpu"):
+                clip = backbone.preprocessing.frontend(torch.zeros(1600))
+            x = torch.stack([clip, clip]).to(device)
         else:
             size = 224 if name.startswith("vit") else 64
             x = torch.zeros(2, backbone.in_channels, size, size)
@@ -38,7 +42,7 @@ def test_every_backbone_builds_and_maps_input_to_num_features(name):
     assert tuple(out.shape) == (2, backbone.num_features)
     assert backbone.n_blocks >= 2
     assert len(backbone.block_names) == backbone.n_blocks
-    assert backbone.preprocessing is None or backbone.input_kind == "text" \
+    assert backbone.preprocessing is None or backbone.input_kind in ("text", "audio") \
         or backbone.preprocessing.crop_size
 
 

@@ -1,4 +1,4 @@
-"""Folders of images: one sub-folder per class, links followed safely."""
+"""Folders of images or audio files: one sub-folder per class, links followed safely."""
 
 from __future__ import annotations
 
@@ -10,10 +10,28 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["load_image_folder", "IMAGE_EXTENSIONS"]
+__all__ = ["load_image_folder", "load_audio_folder", "IMAGE_EXTENSIONS", "AUDIO_EXTENSIONS"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm",
                     ".pgm", ".pbm", ".jfif")
+#: what the ``sktransfer-audio`` reader (libsndfile) decodes: WAV, FLAC, Ogg Vorbis / Opus,
+#: AIFF, MP3 (libsndfile >= 1.1)
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff")
+
+
+def load_audio_folder(path, extensions: Sequence[str] | None = None):
+    """Paths and labels of audio files (``AUDIO_EXTENSIONS``) in class sub-folders.
+
+    The same loader as :func:`load_image_folder` (links, hidden files, order),
+    for ``root/<class>/<clip>.wav``; pass the paths as ``X`` to an audio
+    backbone (``audio/<image backbone>``, ``resemblyzer``).
+
+    Returns
+    -------
+    paths : list of str
+    labels : numpy array of str
+    """
+    return _load_folder(path, extensions or AUDIO_EXTENSIONS, "audio")
 
 
 def load_image_folder(path, extensions: Sequence[str] | None = None):
@@ -37,27 +55,31 @@ def load_image_folder(path, extensions: Sequence[str] | None = None):
     paths : list of str
     labels : numpy array of str
     """
+    return _load_folder(path, extensions or IMAGE_EXTENSIONS, "image")
+
+
+def _load_folder(path, extensions: Sequence[str], what: str):
     root = Path(os.fspath(path)).expanduser()
     if not root.exists():
-        raise FileNotFoundError(f"image folder not found: {str(root)!r}")
+        raise FileNotFoundError(f"{what} folder not found: {str(root)!r}")
     if not root.is_dir():
         raise NotADirectoryError(f"{str(root)!r} is not a folder; expected one sub-folder per "
                                  f"class")
     exts = tuple(e.lower() if e.startswith(".") else "." + e.lower()
-                 for e in (extensions or IMAGE_EXTENSIONS))
+                 for e in extensions)
     root_real = os.path.realpath(root)
     listed = _real_tree(root)
     class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     paths, labels = [], []
     for class_dir in class_dirs:
-        if class_dir.is_symlink() and not _follow_link(class_dir, root_real, listed):
+        if class_dir.is_symlink() and not _follow_link(class_dir, root_real, listed, what):
             continue
-        files = sorted(_image_files_under(class_dir, root_real, listed, exts))
+        files = sorted(_files_under(class_dir, root_real, listed, exts, what))
         paths += files
         labels += [class_dir.name] * len(files)
     if not paths:
-        raise ValueError(f"no image files ({', '.join(exts)}) found in class sub-folders of "
-                         f"{str(root)!r}; expected root/<class>/<image>")
+        raise ValueError(f"no {what} files ({', '.join(exts)}) found in class sub-folders of "
+                         f"{str(root)!r}; expected root/<class>/<{what} file>")
     return paths, np.asarray(labels)
 
 
@@ -70,7 +92,7 @@ def _real_tree(root: Path) -> set:
     return tree
 
 
-def _follow_link(link: Path, root_real: str, listed: set) -> bool:
+def _follow_link(link: Path, root_real: str, listed: set, what: str) -> bool:
     """Whether to walk the folder link ``link``; warns when it will not.
 
     Followed only to a folder inside the root that is listed nowhere else (for
@@ -80,14 +102,14 @@ def _follow_link(link: Path, root_real: str, listed: set) -> bool:
     if os.path.commonpath([real, os.path.realpath(link.parent)]) == real:
         problem = "leads back to a folder that contains it (a link cycle)"
     elif os.path.commonpath([real, root_real]) != root_real:
-        problem = f"leads out of the image folder, to {real!r}"
+        problem = f"leads out of the {what} folder, to {real!r}"
     elif real in listed:
         problem = f"leads to {real!r}, which is already listed"
     else:
         listed.add(real)
         return True
-    warnings.warn(f"load_image_folder: skipped folder link {str(link)!r}: it {problem}. Copy "
-                  f"or move the images into the folder instead.", UserWarning, stacklevel=3)
+    warnings.warn(f"load_{what}_folder: skipped folder link {str(link)!r}: it {problem}. Copy "
+                  f"or move the files into the folder instead.", UserWarning, stacklevel=4)
     return False
 
 
@@ -107,7 +129,7 @@ def _broken_link(entry: os.DirEntry) -> str | None:
     return None
 
 
-def _image_files_under(folder: Path, root_real: str, listed: set, exts) -> list[str]:
+def _files_under(folder: Path, root_real: str, listed: set, exts, what: str) -> list[str]:
     files = []
     for entry in os.scandir(folder):
         if entry.name.startswith("."):
@@ -115,13 +137,13 @@ def _image_files_under(folder: Path, root_real: str, listed: set, exts) -> list[
         child = folder / entry.name
         problem = _broken_link(entry)
         if problem is not None:
-            warnings.warn(f"load_image_folder: skipped link {str(child)!r}: it {problem}. "
-                          f"Remove the link or point it at an image.", UserWarning,
-                          stacklevel=3)
+            warnings.warn(f"load_{what}_folder: skipped link {str(child)!r}: it {problem}. "
+                          f"Remove the link or point it at a file.", UserWarning,
+                          stacklevel=4)
             continue
         if entry.is_dir():
-            if not entry.is_symlink() or _follow_link(child, root_real, listed):
-                files += _image_files_under(child, root_real, listed, exts)
+            if not entry.is_symlink() or _follow_link(child, root_real, listed, what):
+                files += _files_under(child, root_real, listed, exts, what)
         elif entry.is_file() and child.suffix.lower() in exts:
             files.append(str(child))
     return files

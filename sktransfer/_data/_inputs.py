@@ -12,6 +12,7 @@ import os
 import numpy as np
 import torch
 
+from .._audio import as_audio_input
 from .._text import as_text_input
 from . import _decode
 from ._arrays import _ArrayView, _array_to_tensor, _check_not_one_image, _check_numeric, _layout
@@ -99,11 +100,14 @@ def _image_array(array, name="X") -> ImageInput:
 def as_input(X, vector_ok: bool = True, image_ok: bool = True, name: str = "X",
              kind: str | None = None):
     """Validate ``X`` and wrap it as :class:`ImageInput` or :class:`VectorInput`
-    (:class:`TextInput` when ``kind="text"``: the backbone takes texts)."""
+    (:class:`TextInput` when ``kind="text"``: the backbone takes texts;
+    :class:`~sktransfer._audio.AudioInput` when ``kind="audio"``)."""
     from PIL import Image
 
     if kind == "text":
         return as_text_input(X, name)
+    if kind == "audio":
+        return as_audio_input(X, name)
     if isinstance(X, (ImageInput, VectorInput)):
         return X
     if X is None:

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from .._audio import AudioPreprocessor
 from .._text import TextPreprocessor
 from ._decode import pixels_to_float
 from ._inputs import ImageInput
@@ -126,12 +127,13 @@ class SampleDataset(Dataset):
             x = self.source.load(int(index))
         if isinstance(pre, TextPreprocessor):
             x = pre(x)
+        elif isinstance(pre, AudioPreprocessor):
+            x = pre(x)  # the front end's (normalised) output; augment masks it
+            if self.augment is not None:
+                x = _augmented(self.augment, x)
         elif pre is not None and x.dtype != torch.uint8:  # uint8: see network_input
             if self.augment is not None:
-                x = self.augment(x)
-                if not isinstance(x, torch.Tensor):
-                    raise TypeError(f"augment must return a torch tensor, got "
-                                    f"{type(x).__name__}")
+                x = _augmented(self.augment, x)
             x = pre.normalize(x)
         y = torch.tensor(-1 if self.y is None else self.y[index])
         # uint8 crops stay channels-last views of their own pixels (collate_samples)
@@ -139,6 +141,13 @@ class SampleDataset(Dataset):
         if self.sample_weight is not None:
             return {"x": x, "sample_weight": torch.tensor(self.sample_weight[index])}, y
         return x, y
+
+
+def _augmented(augment, x: torch.Tensor) -> torch.Tensor:
+    out = augment(x)
+    if not isinstance(out, torch.Tensor):
+        raise TypeError(f"augment must return a torch tensor, got {type(out).__name__}")
+    return out
 
 
 def collate_samples(samples: list, preprocessor=None) -> torch.Tensor:

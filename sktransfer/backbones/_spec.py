@@ -10,7 +10,7 @@ from torch import nn
 
 __all__ = ["Backbone", "Preprocessing", "TextPreprocessing", "GlobalPool", "TokenPool"]
 
-INPUT_KINDS = ("image", "vector", "text")
+INPUT_KINDS = ("image", "vector", "text", "audio")
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -130,15 +130,18 @@ class Backbone:
         Length of the pooled vector.
     block_names : sequence of str, optional
         Human names for the blocks ("stem", "layer1", ...).
-    preprocessing : Preprocessing, TextPreprocessing or None
+    preprocessing : Preprocessing, TextPreprocessing, AudioPreprocessing or None
         What the weights expect; ``None`` for vector input.
-    input_kind : {"image", "vector", "text"}
-        Images (``N, C, H, W``), 2-D vectors, or texts. A text backbone's first
+    input_kind : {"image", "vector", "text", "audio"}
+        Images (``N, C, H, W``), 2-D vectors, texts, or audio clips (the
+        :class:`~sktransfer.AudioPreprocessing` front end turns each clip into
+        the fixed-shape input of the first block; see ``sktransfer._audio``). A text backbone's first
         block takes a padded batch ``(N, L, 2)`` of token ids and attention mask
         (the last channel); every block passes the mask on as the last channel
         of its ``(N, L, C + 1)`` output. A builder of text backbones declares
         ``builder.input_kind = "text"`` so that a list of strings is read as
-        texts, not file paths, before the backbone is built.
+        texts, not file paths, before the backbone is built (and
+        ``"audio"`` so that arrays are read as waveforms).
     in_channels : int
         Channels an image must have (grayscale is repeated to match).
     weights : str or None

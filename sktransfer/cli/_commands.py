@@ -231,12 +231,12 @@ def cmd_predict(args) -> int:
         if len(args.images) != 1:
             raise CLIError("pass one .csv file, or image files and folders, not both")
         (texts,) = read_csv(args.images[0], [args.text_column])
-    else:
-        files = image_files(args.images)
     model = _quiet(load_model(args.model))
     kind = _model_kind(model)
     if texts is not None:
         files = csv_items(args.images[0], texts, args.text_column, kind)
+    else:
+        files = image_files(args.images, kind)
     first = "text" if kind == "text" else "path"
     from .._regressor import TransferRegressor
 

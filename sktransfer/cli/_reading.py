@@ -1,4 +1,4 @@
-"""Reading the ``sktransfer`` command's data: image folders, CSV files, image files."""
+"""Reading the ``sktransfer`` command's data: image or audio folders, CSV files, media files."""
 
 from __future__ import annotations
 
@@ -70,13 +70,14 @@ def csv_items(path: str, values: list[str], column: str, input_kind: str | None)
     """
     if input_kind == "text":
         return values
+    what = "audio file" if input_kind == "audio" else "image file"
     folder = Path(path).parent
     items = []
     for line, value in enumerate(values, start=2):
         written = Path(value).expanduser()
         where = written if written.is_absolute() else folder / written
         if not where.exists():
-            raise CLIError(f"{path!r} line {line}: image file {value!r} in column {column!r} "
+            raise CLIError(f"{path!r} line {line}: {what} {value!r} in column {column!r} "
                            f"not found (looked for {str(where)!r}; relative paths are read from "
                            f"the CSV file's folder)")
         items.append(str(where))
@@ -95,7 +96,7 @@ def read_labelled(data: str, args, input_kind: str | None):
     ``search`` and ``evaluate``; numeric targets for ``--task regression``."""
     import numpy as np
 
-    from .._data import load_image_folder
+    from .._data import load_audio_folder, load_image_folder
 
     regression = getattr(args, "task", "classification") == "regression"
     if regression and not is_csv(data):
@@ -112,11 +113,12 @@ def read_labelled(data: str, args, input_kind: str | None):
             raise CLIError(f"{data!r} has one label ({labels[0]!r}) in column "
                            f"{args.label_column!r}; a classifier needs at least 2")
         return items, labels
-    paths, labels = load_image_folder(data)
+    audio = input_kind == "audio"
+    paths, labels = (load_audio_folder if audio else load_image_folder)(data)
     classes, _ = class_counts(labels)
     if len(classes) < 2:
         raise CLIError(f"{data!r} has one class folder ({classes[0]!r}); a classifier "
-                       f"needs at least 2 sub-folders of images")
+                       f"needs at least 2 sub-folders of {'audio files' if audio else 'images'}")
     return paths, labels
 
 
@@ -127,22 +129,25 @@ def class_counts(labels):
     return classes.tolist(), counts.tolist()
 
 
-def image_files(items) -> list[str]:
-    from .._data import IMAGE_EXTENSIONS
+def image_files(items, input_kind: str | None = None) -> list[str]:
+    """The files named on the command line, folders listed (audio files for an audio model)."""
+    from .._data import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS
 
+    what, extensions = ("audio", AUDIO_EXTENSIONS) if input_kind == "audio" else \
+        ("image", IMAGE_EXTENSIONS)
     files = []
     for item in items:
         p = Path(item)
         if p.is_dir():
             found = sorted(str(f) for f in p.rglob("*") if f.is_file()
-                           and f.suffix.lower() in IMAGE_EXTENSIONS
+                           and f.suffix.lower() in extensions
                            and not any(part.startswith(".") for part in f.relative_to(p).parts))
             if not found:
-                raise CLIError(f"no image files found in folder {item!r}")
+                raise CLIError(f"no {what} files found in folder {item!r}")
             files += found
         elif p.exists():
-            check_regular_file(p, "image file")
+            check_regular_file(p, f"{what} file")
             files.append(str(p))
         else:
-            raise CLIError(f"image file not found: {item!r}")
+            raise CLIError(f"{what} file not found: {item!r}")
     return files
