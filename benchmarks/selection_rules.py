@@ -6,8 +6,8 @@
 ``record`` fits ``TransferClassifierCV`` with its default candidates and folds on
 ``small_data.py``'s tasks and seeds, and saves every fold's predicted probabilities
 (``--out``, one ``.npz`` per task and seed). ``compare`` replays the choice on those
-predictions with each score (accuracy, minus the Brier score, minus the log-loss) and
-each tolerance ``n_se`` of :func:`sktransfer.select_most_frozen`'s rule, and judges
+predictions with each score (accuracy, minus the Brier score, minus the log-loss; and
+"either": both, see ``either_rule``) and each tolerance ``n_se`` of :func:`sktransfer.select_most_frozen`'s rule, and judges
 each choice by the held-out accuracy of the chosen candidate, read from the
 ``freeze_depth=...`` lines of a ``small_data.py`` log of the same seeds (the
 candidates' fits do not depend on the rule). It prints, per task, rule and
@@ -66,6 +66,27 @@ def fold_score(proba: np.ndarray, y: np.ndarray, score: str) -> float:
     return -float(log_loss(y, proba, labels=np.arange(proba.shape[1])))
 
 
+def either_rule(data, depths: list[str], n_splits: int, n_se: float) -> int:
+    """The most frozen candidate within noise of the best by accuracy *and* by the
+    Brier score: a deeper candidate better beyond the noise by either score beats a
+    more frozen one. When no candidate is within noise of both bests (they disagree
+    beyond noise), the deeper of the two bests."""
+    ok, bests = np.ones(len(depths), dtype=bool), []
+    for score in ("accuracy", "brier"):
+        scores = np.array([[fold_score(data[f"{d}|{s}|proba"], data[f"{d}|{s}|y"], score)
+                            for s in range(n_splits)] for d in depths])
+        means = scores.mean(axis=1)
+        best = int(np.argmax(means))
+        bests.append(best)
+        for i in range(len(depths)):
+            diffs = scores[best] - scores[i]
+            ok[i] &= means[best] - means[i] <= n_se * diffs.std(ddof=1) / np.sqrt(n_splits)
+    rank = [unresolved_frozen_rank(d if d == "all" else int(d)) for d in depths]
+    if ok.any():
+        return max(np.flatnonzero(ok), key=lambda i: rank[i])
+    return min(bests, key=lambda i: rank[i])
+
+
 def test_accuracies(logs: list[str]) -> dict:
     """{(task, seed, depth): held-out accuracy} from small_data.py logs."""
     found = {}
@@ -100,6 +121,10 @@ def compare(folder: Path, logs: list[str]) -> None:
                 chosen = depths[select(results, n_se, unresolved_frozen_rank)]
                 acc = held_out[(task, int(seed), chosen)]
                 table.setdefault((task, score, n_se), []).append((chosen, acc, best - acc))
+        for n_se in TOLERANCES:  # not the default (yet): see either_rule
+            chosen = depths[either_rule(data, depths, n_splits, n_se)]
+            acc = held_out[(task, int(seed), chosen)]
+            table.setdefault((task, "either", n_se), []).append((chosen, acc, best - acc))
     print("| task | score | n_se | choices | held-out accuracy | regret (max) |")
     print("|---|---|---|---|---|---|")
     for (task, score, n_se), rows in sorted(table.items()):
