@@ -39,15 +39,15 @@ TOLERANCES = (0.0, 0.5, 1.0)
 def record(task: str, seed: int, out: Path) -> Path:
     """Fit TransferClassifierCV; save each (candidate, split)'s fold probabilities."""
     X, y, _, _ = TASKS[task](seed)
-    saved = {}
+    saved, calls = {}, {}
 
     def recording_scorer(estimator, X_fold, y_fold):
+        depth = estimator.freeze_depth
+        split = calls[depth] = calls.get(depth, -1) + 1  # each candidate: once per split
         proba = estimator.predict_proba(X_fold)
-        split = sum(1 for k in saved if k.startswith(f"{estimator.freeze_depth}|")) // 2
-        saved[f"{estimator.freeze_depth}|{split}|proba"] = proba
-        saved[f"{estimator.freeze_depth}|{split}|y"] = np.searchsorted(estimator.classes_,
-                                                                       np.asarray(y_fold))
-        return float(np.mean(proba.argmax(1) == saved[f"{estimator.freeze_depth}|{split}|y"]))
+        y_index = np.searchsorted(estimator.classes_, np.asarray(y_fold))
+        saved[f"{depth}|{split}|proba"], saved[f"{depth}|{split}|y"] = proba, y_index
+        return float(np.mean(proba.argmax(1) == y_index))
 
     TransferClassifierCV(random_state=seed, device="cpu", scoring=recording_scorer,
                          **MODELS[task]).fit(X, y)
@@ -66,15 +66,15 @@ def fold_score(proba: np.ndarray, y: np.ndarray, score: str) -> float:
     return -float(log_loss(y, proba, labels=np.arange(proba.shape[1])))
 
 
-def either_rule(data, depths: list[str], n_splits: int, n_se: float) -> int:
+def either_rule(fold_scores: dict, depths: list[str], n_se: float) -> int:
     """The most frozen candidate within noise of the best by accuracy *and* by the
     Brier score: a deeper candidate better beyond the noise by either score beats a
     more frozen one. When no candidate is within noise of both bests (they disagree
     beyond noise), the deeper of the two bests."""
     ok, bests = np.ones(len(depths), dtype=bool), []
     for score in ("accuracy", "brier"):
-        scores = np.array([[fold_score(data[f"{d}|{s}|proba"], data[f"{d}|{s}|y"], score)
-                            for s in range(n_splits)] for d in depths])
+        scores = fold_scores[score]
+        n_splits = scores.shape[1]
         means = scores.mean(axis=1)
         best = int(np.argmax(means))
         bests.append(best)
@@ -110,19 +110,21 @@ def compare(folder: Path, logs: list[str]) -> None:
             print(f"  skipped {path.name}: no held-out accuracy for {missing} in the logs")
             continue
         best = max(held_out[(task, int(seed), d)] for d in depths)
+        fold_scores = {score: np.array([[fold_score(data[f"{d}|{s}|proba"],
+                                                    data[f"{d}|{s}|y"], score)
+                                         for s in range(n_splits)] for d in depths])
+                       for score in SCORES}  # (candidates, splits) per score
         for score in SCORES:
             results = {"params": [{"freeze_depth": d if d == "all" else int(d)}
                                   for d in depths]}
             for s in range(n_splits):
-                results[f"split{s}_test_score"] = np.array([
-                    fold_score(data[f"{d}|{s}|proba"], data[f"{d}|{s}|y"], score)
-                    for d in depths])
+                results[f"split{s}_test_score"] = fold_scores[score][:, s]
             for n_se in TOLERANCES:
                 chosen = depths[select(results, n_se, unresolved_frozen_rank)]
                 acc = held_out[(task, int(seed), chosen)]
                 table.setdefault((task, score, n_se), []).append((chosen, acc, best - acc))
         for n_se in TOLERANCES:  # not the default (yet): see either_rule
-            chosen = depths[either_rule(data, depths, n_splits, n_se)]
+            chosen = depths[either_rule(fold_scores, depths, n_se)]
             acc = held_out[(task, int(seed), chosen)]
             table.setdefault((task, "either", n_se), []).append((chosen, acc, best - acc))
     print("| task | score | n_se | choices | held-out accuracy | regret (max) |")

@@ -186,18 +186,16 @@ def run_seed(task, seed, depths, rows_wanted=ROWS, log=print):
         log(f"  [{task} seed {seed}] {name}: {rows[name][0]:.3f} ({rows[name][1]:.1f} s)"
             + (f" {extra}" if extra is not None else ""))
 
-    if "baselines" not in rows_wanted:
-        pass
-    elif task in TEXT_TASKS:
-        timed("TF-IDF + LogisticRegression",
-              lambda: run_tfidf(X_train, y_train, X_test, y_test, seed)[0])
-    else:
-        timed("pixels + LogisticRegression", lambda: LogisticRegression(max_iter=3000).fit(
-            X_train.reshape(len(X_train), -1), y_train).score(
-            X_test.reshape(len(X_test), -1), y_test))
-    extractor = {k: v for k, v in MODELS[task].items() if k in ("backbone", "weights",
-                                                                 "image_size")}
     if "baselines" in rows_wanted:
+        if task in TEXT_TASKS:
+            timed("TF-IDF + LogisticRegression",
+                  lambda: run_tfidf(X_train, y_train, X_test, y_test, seed)[0])
+        else:
+            timed("pixels + LogisticRegression", lambda: LogisticRegression(max_iter=3000).fit(
+                X_train.reshape(len(X_train), -1), y_train).score(
+                X_test.reshape(len(X_test), -1), y_test))
+        extractor = {k: v for k, v in MODELS[task].items()
+                     if k in ("backbone", "weights", "image_size")}
         timed("FeatureExtractor + LogisticRegression", lambda: make_pipeline(
             FeatureExtractor(device="cpu", **extractor),
             LogisticRegression(max_iter=3000)).fit(X_train, y_train).score(X_test, y_test))
@@ -236,12 +234,10 @@ def run_seed(task, seed, depths, rows_wanted=ROWS, log=print):
 
     if "cv" in rows_wanted:
         timed("TransferClassifierCV", cv)
-    if "hand" not in rows_wanted:
-        pass
-    elif task in TEXT_TASKS:
+    if "hand" in rows_wanted and task in TEXT_TASKS:
         timed("hand-written loop", lambda: run_hf_loop(
             list(X_train), y_train, list(X_test), y_test, seed, MODELS[task]["max_epochs"])[0])
-    else:
+    elif "hand" in rows_wanted:
         classes, codes = _encoded(y_train)
         timed("hand-written loop", lambda: float(np.mean(
             classes[hand_written_loop(X_train, codes, X_test, seed)] == y_test)))
@@ -271,7 +267,8 @@ def ablate(tasks, seeds, depths, settings, log=print):
 def summarise(task, results, depths, seeds):
     """The task's table; returns the MISSED lines of its targets."""
     names = list(results[0])
-    n_train = len(TASKS[task](seeds[0])[0])
+    first = TASKS[task](seeds[0])  # the set sizes (the same for every seed)
+    n_train, n_test = len(first[0]), len(first[3])
     model = MODELS[task]
     print(f"\n{task}: {n_train} training {'texts' if task in TEXT_TASKS else 'images'}, "
           f"{model['backbone']}"
@@ -302,7 +299,6 @@ def summarise(task, results, depths, seeds):
         missed.append(f"{task}: TransferClassifierCV {cv:.3f} < probe {probe:.3f} - 0.005")
     if grid is not None and grid < probe - 0.01:
         missed.append(f"{task}: GridSearchCV {grid:.3f} < probe {probe:.3f} - 0.01")
-    n_test = len(TASKS[task](seeds[0])[3])
     for depth in depths:
         now, before = _name(depth), _name(depth, True)
         if depth == "all" or before not in std:
