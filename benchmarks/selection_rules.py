@@ -7,7 +7,7 @@
 ``small_data.py``'s tasks and seeds, and saves every fold's predicted probabilities
 (``--out``, one ``.npz`` per task and seed). ``compare`` replays the choice on those
 predictions with each score (accuracy, minus the Brier score, minus the log-loss; and
-"either": both, see ``either_rule``) and each tolerance ``n_se`` of :func:`sktransfer.select_most_frozen`'s rule, and judges
+"either": accuracy and Brier together, TransferClassifierCV's default) and each tolerance ``n_se`` of :func:`sktransfer.select_most_frozen`'s rule, and judges
 each choice by the held-out accuracy of the chosen candidate, read from the
 ``freeze_depth=...`` lines of a ``small_data.py`` log of the same seeds (the
 candidates' fits do not depend on the rule). It prints, per task, rule and
@@ -34,6 +34,7 @@ from sktransfer._selection import select, unresolved_frozen_rank  # noqa: E402
 
 SCORES = ("accuracy", "brier", "log-loss")
 TOLERANCES = (0.0, 0.5, 1.0)
+EITHER = ["accuracy", "brier"]  # TransferClassifierCV's default scoring
 
 
 def record(task: str, seed: int, out: Path) -> Path:
@@ -66,27 +67,6 @@ def fold_score(proba: np.ndarray, y: np.ndarray, score: str) -> float:
     return -float(log_loss(y, proba, labels=np.arange(proba.shape[1])))
 
 
-def either_rule(fold_scores: dict, depths: list[str], n_se: float) -> int:
-    """The most frozen candidate within noise of the best by accuracy *and* by the
-    Brier score: a deeper candidate better beyond the noise by either score beats a
-    more frozen one. When no candidate is within noise of both bests (they disagree
-    beyond noise), the deeper of the two bests."""
-    ok, bests = np.ones(len(depths), dtype=bool), []
-    for score in ("accuracy", "brier"):
-        scores = fold_scores[score]
-        n_splits = scores.shape[1]
-        means = scores.mean(axis=1)
-        best = int(np.argmax(means))
-        bests.append(best)
-        for i in range(len(depths)):
-            diffs = scores[best] - scores[i]
-            ok[i] &= means[best] - means[i] <= n_se * diffs.std(ddof=1) / np.sqrt(n_splits)
-    rank = [unresolved_frozen_rank(d if d == "all" else int(d)) for d in depths]
-    if ok.any():
-        return max(np.flatnonzero(ok), key=lambda i: rank[i])
-    return min(bests, key=lambda i: rank[i])
-
-
 def test_accuracies(logs: list[str]) -> dict:
     """{(task, seed, depth): held-out accuracy} from small_data.py logs."""
     found = {}
@@ -114,19 +94,17 @@ def compare(folder: Path, logs: list[str]) -> None:
                                                     data[f"{d}|{s}|y"], score)
                                          for s in range(n_splits)] for d in depths])
                        for score in SCORES}  # (candidates, splits) per score
+        results = {"params": [{"freeze_depth": d if d == "all" else int(d)} for d in depths]}
         for score in SCORES:
-            results = {"params": [{"freeze_depth": d if d == "all" else int(d)}
-                                  for d in depths]}
             for s in range(n_splits):
-                results[f"split{s}_test_score"] = fold_scores[score][:, s]
+                results[f"split{s}_test_{score}"] = fold_scores[score][:, s]
+        # each score alone, and "either" (accuracy and Brier together: TransferClassifierCV's
+        # default, a deeper candidate clearly better by either one wins)
+        for rule, scorer in [(score, score) for score in SCORES] + [("either", EITHER)]:
             for n_se in TOLERANCES:
-                chosen = depths[select(results, n_se, unresolved_frozen_rank)]
+                chosen = depths[select(results, n_se, unresolved_frozen_rank, scorer=scorer)]
                 acc = held_out[(task, int(seed), chosen)]
-                table.setdefault((task, score, n_se), []).append((chosen, acc, best - acc))
-        for n_se in TOLERANCES:  # not the default (yet): see either_rule
-            chosen = depths[either_rule(fold_scores, depths, n_se)]
-            acc = held_out[(task, int(seed), chosen)]
-            table.setdefault((task, "either", n_se), []).append((chosen, acc, best - acc))
+                table.setdefault((task, rule, n_se), []).append((chosen, acc, best - acc))
     print("| task | score | n_se | choices | held-out accuracy | regret (max) |")
     print("|---|---|---|---|---|---|")
     for (task, score, n_se), rows in sorted(table.items()):

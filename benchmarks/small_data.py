@@ -227,9 +227,10 @@ def run_seed(task, seed, depths, rows_wanted=ROWS, log=print):
                                      **MODELS[task]).fit(X_train, y_train)
         res = model.cv_results_  # the evidence, for studying selection rules offline
         for i, params in enumerate(res["params"]):
-            splits = [res[f"split{j}_test_score"][i] for j in range(model.n_splits_)]
-            log(f"    [{task} seed {seed}] cv folds freeze_depth={params['freeze_depth']}: "
-                + " ".join(f"{v:.3f}" for v in splits))
+            for name in model.scorer_:
+                splits = [res[f"split{j}_test_{name}"][i] for j in range(model.n_splits_)]
+                log(f"    [{task} seed {seed}] cv folds freeze_depth={params['freeze_depth']} "
+                    f"{name}: " + " ".join(f"{v:.3f}" for v in splits))
         return model.score(X_test, y_test), model.freeze_depth_
 
     if "cv" in rows_wanted:

@@ -58,12 +58,15 @@ class TransferClassifierCV(ClassifierMixin, TransformerMixin, BaseEstimator):
     ``SE`` being the standard error of the paired per-split differences
     ``score_b(split) - score_c(split)`` (standard deviation with ``ddof=1``
     over ``sqrt(n_splits)``; every split of a repeated cross-validation
-    counts). Among the candidates within noise the most frozen wins (here
-    negative depths are resolved against the backbone: ``-1`` freezes all but
-    the last block). With one split only ties with the best are within noise.
-    On a few dozen images the fold scores of fine-tuned candidates swing by
-    more than the differences between them; this keeps the cheaper, steadier
-    candidate unless a deeper fine-tune is clearly better.
+    counts). With several scores (the default: accuracy and the Brier score)
+    ``c`` must be within noise of each score's best. Among the candidates
+    within noise the most frozen wins (here negative depths are resolved
+    against the backbone: ``-1`` freezes all but the last block); when none is
+    (the scores' bests disagree beyond noise), the least frozen of the bests.
+    With one split only ties with the best are within noise. On a few dozen
+    images the fold scores of fine-tuned candidates swing by more than the
+    differences between them; this keeps the cheaper, steadier candidate
+    unless a deeper fine-tune is clearly better by some score.
 
     It costs much less than the ``GridSearchCV`` it replaces: within a split
     the candidates run from the shallowest frozen prefix to the deepest and
@@ -87,18 +90,21 @@ class TransferClassifierCV(ClassifierMixin, TransformerMixin, BaseEstimator):
         needed). An int ``k``:
         ``StratifiedKFold(k)``. Any scikit-learn splitter or iterable of
         ``(train, test)`` index arrays.
-    scoring : None, str or callable, default=None
-        What the candidates are compared by. ``None``:
+    scoring : None, str, callable, list or dict, default=None
+        What the candidates are compared by. ``None``: accuracy *and*
         :func:`~sktransfer.brier_scorer` (minus the Brier score of the fold
-        predictions' probabilities): on folds of 10-30 images accuracy ties
-        (every candidate 10/10) or moves in steps of one image, where the
-        Brier score still sees how sure each candidate was of the right class;
-        with it the rule met the selection targets of the image tasks of
-        ``benchmarks/small_data.py``, with accuracy it missed two. It favours
-        confident candidates: on a text task whose fine-tuned candidates were
-        under-confident it kept the probe too often (benchmarks/README.md). Any single
-        scikit-learn scorer name or ``scorer(estimator, X, y)`` callable,
-        higher is better. Fold scores are unweighted, as in ``GridSearchCV``.
+        predictions' probabilities); a deeper candidate clearly better by
+        either wins. On folds of 10-30 images accuracy ties (every candidate
+        10/10) or moves in steps of one image, where the Brier score still sees
+        how sure each candidate was of the right class; but the Brier score
+        alone penalises under-confident fine-tunes (a text task kept its probe
+        too often) where accuracy sees that they are right more often. Each
+        alone missed a selection target of ``benchmarks/small_data.py``, both
+        together met them (benchmarks/README.md, "Choosing the rule"). Any
+        single scikit-learn scorer name or ``scorer(estimator, X, y)``
+        callable (higher is better), or several as a list of names or a dict
+        ``{name: scorer}``, judged together as the default's two are. Fold
+        scores are unweighted, as in ``GridSearchCV``.
     n_se : float, default=N_SE (0.5)
         The rule's tolerance: how many standard errors of the paired score
         differences count as noise. 0 picks the best mean (ties to the most
@@ -125,22 +131,25 @@ train_split, device, verbose
     best_index_ : int
         Its index in ``freeze_depths`` and in ``cv_results_["params"]``.
     best_score_ : float
-        Its mean cross-validated score (``scorer_``'s; not necessarily the
-        highest mean).
+        Its mean cross-validated score (the first scorer's: accuracy by
+        default; not necessarily the highest mean).
     best_estimator_ : TransferClassifier
         A classifier at ``freeze_depth_``, refit on all of ``X``.
     cv_results_ : dict of arrays
         ``GridSearchCV``'s layout, one entry per candidate in ``freeze_depths``
-        order: ``params``, ``param_freeze_depth``, ``split<i>_test_score``,
-        ``mean_test_score``, ``std_test_score``, ``rank_test_score``,
+        order: ``params``, ``param_freeze_depth``, ``split<i>_test_<name>``,
+        ``mean_test_<name>``, ``std_test_<name>``, ``rank_test_<name>`` for
+        each scorer (``<name>``: ``accuracy`` and ``brier`` by default, the
+        names of a list or dict ``scoring``, ``score`` for a single scorer),
         ``mean_fit_time``, ``std_fit_time``, ``mean_score_time``,
         ``std_score_time``.
     n_splits_ : int
         Number of cross-validation splits.
     refit_time_ : float
         Seconds the refit on all the data took.
-    scorer_ : callable
-        The scorer the candidates were scored with.
+    scorer_ : callable or dict
+        The scorer the candidates were scored with; ``{name: scorer}`` for
+        several (the default's ``accuracy`` and ``brier``).
     classes_ : ndarray
         The labels seen in ``fit``, sorted.
     n_features_in_ : int
@@ -161,7 +170,7 @@ train_split, device, verbose
     >>> X = X.clip(0, 1)
     >>> clf = TransferClassifierCV("tiny_cnn", weights=None, freeze_depths=["all", 0],
     ...                            max_epochs=1, random_state=0, device="cpu").fit(X, y)
-    >>> clf.freeze_depth_ in ("all", 0), clf.cv_results_["mean_test_score"].shape
+    >>> clf.freeze_depth_ in ("all", 0), clf.cv_results_["mean_test_accuracy"].shape
     (True, (2,))
     >>> clf.predict(X[:2]).dtype.kind
     'U'
@@ -283,14 +292,24 @@ train_split, device, verbose
             seen.add(key)
         return depths
 
-    def _check_scoring(self, estimator):
-        if isinstance(self.scoring, (list, tuple, set, dict)):
-            raise ValueError(f"scoring must be one scorer (a name or a callable); got "
-                             f"{self.scoring!r}. To compare several metrics use GridSearchCV "
-                             f"with refit=functools.partial(select_most_frozen, scorer=NAME)")
-        if self.scoring is None:
-            return brier_scorer
-        return check_scoring(estimator, scoring=self.scoring)
+    def _check_scoring(self, estimator) -> dict:
+        """{name: scorer}; the name is ``"score"`` for one scorer (GridSearchCV's keys)."""
+        scoring = self.scoring
+        if scoring is None:
+            return {"accuracy": check_scoring(estimator, scoring="accuracy"),
+                    "brier": brier_scorer}
+        if isinstance(scoring, dict):
+            named = dict(scoring)
+        elif isinstance(scoring, (list, tuple, set)):
+            named = {name: name for name in scoring}
+        else:
+            return {"score": check_scoring(estimator, scoring=scoring)}
+        bad = [name for name in named if not isinstance(name, str)]
+        if not named or bad or len(named) != len(scoring):
+            raise ValueError(f"scoring must be None, one scorer (a name or a callable), a list "
+                             f"of distinct scorer names or a dict {{name: scorer}}; got "
+                             f"{scoring!r}")
+        return {name: check_scoring(estimator, scoring=value) for name, value in named.items()}
 
     def _splits(self, X, y) -> list:
         cv = self.cv
@@ -338,7 +357,7 @@ train_split, device, verbose
         n_se = _check_n_se(self.n_se)
         params = self._transfer_params()
         base = TransferClassifier(freeze_depth=depths[0], **params)
-        scorer = self._check_scoring(base)
+        scorers = self._check_scoring(base)
         X = indexable(X)[0]  # array-likes without indexing (an __array__ only) become arrays
         n_samples = _num_samples(X)
         y_enc = base._encode_target(y, n_samples, fitting=True)  # validates y
@@ -355,8 +374,8 @@ train_split, device, verbose
         # before it; fully trainable candidates last, their warm-up features cached by then
         order = sorted(range(len(depths)), key=lambda i: (stages[i] == 0, stages[i]))
         fold_params = {} if "classes" in params else {"classes": classes}
-        scores = np.full((len(depths), len(splits)), np.nan)
-        fit_times, score_times = np.zeros_like(scores), np.zeros_like(scores)
+        scores = {name: np.full((len(depths), len(splits)), np.nan) for name in scorers}
+        fit_times, score_times = np.zeros((2, len(depths), len(splits)))
         for s, (train, test) in enumerate(splits):
             X_train, X_test = _safe_indexing(X, train), _safe_indexing(X, test)
             w_train = None if weights is None else weights[train]
@@ -366,11 +385,14 @@ train_split, device, verbose
                 estimator.fit(X_train, y_arr[train], sample_weight=w_train)
                 fit_times[i, s] = time.perf_counter() - start
                 start = time.perf_counter()
-                scores[i, s] = scorer(estimator, X_test, y_arr[test])
+                for name, scorer in scorers.items():
+                    scores[name][i, s] = scorer(estimator, X_test, y_arr[test])
                 score_times[i, s] = time.perf_counter() - start
 
         results = _cv_results(depths, scores, fit_times, score_times)
-        best = select(results, n_se, lambda depth: resolve_freeze_depth(depth, backbone))
+        names = None if list(scorers) == ["score"] else list(scorers)
+        best = select(results, n_se, lambda depth: resolve_freeze_depth(depth, backbone),
+                      scorer=names)
         start = time.perf_counter()
         refit = clone(base).set_params(freeze_depth=depths[best]).fit(
             X, y, sample_weight=sample_weight)
@@ -378,9 +400,9 @@ train_split, device, verbose
         self.cv_results_ = results
         self.best_index_ = best
         self.freeze_depth_ = depths[best]
-        self.best_score_ = float(results["mean_test_score"][best])
+        self.best_score_ = float(results[f"mean_test_{next(iter(scorers))}"][best])
         self.best_estimator_ = refit
-        self.scorer_ = scorer
+        self.scorer_ = scorers["score"] if names is None else scorers
         self.n_splits_ = len(splits)
         self.classes_ = refit.classes_
         if hasattr(refit, "n_features_in_"):
@@ -428,13 +450,15 @@ train_split, device, verbose
         return self.best_estimator_.get_feature_names_out(input_features)
 
     def score(self, X, y, sample_weight=None):
-        """``best_estimator_``'s score with ``scoring`` (accuracy when None, as
-        every classifier's ``score``; the selection's Brier score is ``scorer_``)."""
+        """``best_estimator_``'s score: accuracy when ``scoring`` is None (as every
+        classifier's ``score``), else ``scoring``'s (the first of several)."""
         check_is_fitted(self, "best_estimator_")
         if self.scoring is None:
             return self.best_estimator_.score(X, y, sample_weight=sample_weight)
+        scorer = next(iter(self.scorer_.values())) if isinstance(self.scorer_, dict) \
+            else self.scorer_
         kwargs = {} if sample_weight is None else {"sample_weight": sample_weight}
-        return self.scorer_(self.best_estimator_, X, y, **kwargs)
+        return scorer(self.best_estimator_, X, y, **kwargs)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -449,8 +473,10 @@ def _copied(random_state: np.random.RandomState) -> np.random.RandomState:
     return copy
 
 
-def _cv_results(depths, scores, fit_times, score_times) -> dict:
-    """``GridSearchCV.cv_results_``'s layout for a grid over ``freeze_depth``."""
+def _cv_results(depths, scores: dict, fit_times, score_times) -> dict:
+    """``GridSearchCV.cv_results_``'s layout for a grid over ``freeze_depth``;
+    ``scores`` maps each scorer's name (``"score"`` for a single one) to an array
+    (candidates, splits)."""
     from scipy.stats import rankdata
 
     results = {}
@@ -462,10 +488,11 @@ def _cv_results(depths, scores, fit_times, score_times) -> dict:
         values = np.array(depths, dtype=object)
     results["param_freeze_depth"] = np.ma.MaskedArray(values, mask=False)
     results["params"] = [{"freeze_depth": d} for d in depths]
-    for s in range(scores.shape[1]):
-        results[f"split{s}_test_score"] = scores[:, s].copy()
-    means = scores.mean(axis=1)
-    results["mean_test_score"] = means
-    results["std_test_score"] = scores.std(axis=1)
-    results["rank_test_score"] = rankdata(-means, method="min").astype(np.int32)
+    for name, table in scores.items():
+        for s in range(table.shape[1]):
+            results[f"split{s}_test_{name}"] = table[:, s].copy()
+        means = table.mean(axis=1)
+        results[f"mean_test_{name}"] = means
+        results[f"std_test_{name}"] = table.std(axis=1)
+        results[f"rank_test_{name}"] = rankdata(-means, method="min").astype(np.int32)
     return results

@@ -96,41 +96,58 @@ def _split_scores(cv_results, scorer: str | None) -> np.ndarray:
     return np.column_stack([np.asarray(cv_results[k], dtype=float) for _, k in found])
 
 
-def select(cv_results, n_se: float, frozen_rank, scorer: str | None = None) -> int:
+def _scorer_names(scorer) -> list:
+    """``scorer`` as a list of names: ``[None]`` (single-metric results) or names."""
+    if scorer is None or isinstance(scorer, str):
+        return [scorer]
+    if isinstance(scorer, dict) or not hasattr(scorer, "__iter__"):
+        raise ValueError(f"scorer must be None, a scorer's name or a list of names, got "
+                         f"{scorer!r}")
+    names = list(scorer)
+    if not names or not all(isinstance(name, str) for name in names):
+        raise ValueError(f"scorer must be None, a scorer's name or a non-empty list of "
+                         f"names, got {scorer!r}")
+    return names
+
+
+def select(cv_results, n_se: float, frozen_rank, scorer=None) -> int:
     """Index of the candidate :func:`select_most_frozen` describes.
 
     ``frozen_rank(depth)`` orders depth values (higher: more frozen; ``None``:
     not a depth). :class:`~sktransfer.TransferClassifierCV` passes one that
-    knows the backbone, so negative depths land where they belong.
+    knows the backbone, so negative depths land where they belong. ``scorer``:
+    ``None``, a name, or several names (a candidate must be within noise of the
+    best by every one of them).
     """
     n_se = _check_n_se(n_se)
+    names = _scorer_names(scorer)
     params_list = list(cv_results["params"])
-    scores = _split_scores(cv_results, scorer)
-    means = scores.mean(axis=1)
-    if np.isnan(means).all():  # every candidate failed (error_score=nan)
+    tables = [_split_scores(cv_results, name) for name in names]
+    means = [scores.mean(axis=1) for scores in tables]
+    failed = np.any([np.isnan(m) for m in means], axis=0)
+    if failed.all():  # every candidate failed (error_score=nan)
         return 0
-    best = int(np.nanargmax(means))
+    bests = [int(np.nanargmax(np.where(failed, np.nan, m))) for m in means]
     key = _depth_key(params_list)
     if key is None:
-        return best
-    n_splits = scores.shape[1]
-    chosen, chosen_key = best, None
-    for index, params in enumerate(params_list):
-        if key not in params or np.isnan(means[index]):
-            continue
-        rank = frozen_rank(params[key])
-        if rank is None:
-            continue
-        if index != best:
+        return bests[0]
+    within = ~failed
+    for scores, mean, best in zip(tables, means, bests):
+        n_splits = scores.shape[1]
+        for index in np.flatnonzero(within):
             diffs = scores[best] - scores[index]
             # one split has no spread to measure noise by: only ties with the best count
             se = diffs.std(ddof=1) / np.sqrt(n_splits) if n_splits > 1 else 0.0
-            if not means[best] - means[index] <= n_se * se:
-                continue
-        candidate_key = (rank, means[index])
-        if chosen_key is None or candidate_key > chosen_key:
-            chosen, chosen_key = index, candidate_key
-    return int(chosen)
+            within[index] = mean[best] - mean[index] <= n_se * se
+    ranks = [frozen_rank(params[key]) if key in params else None for params in params_list]
+    ranked = [i for i in range(len(params_list)) if ranks[i] is not None]
+    chosen = [i for i in ranked if within[i]]
+    if chosen:  # the most frozen within noise; the same depth: the better first score
+        return int(max(chosen, key=lambda i: (ranks[i], means[0][i])))
+    # the scores disagree beyond noise (one best by each): the deeper fine-tune of those
+    # bests, the one some score found clearly better than the more frozen one
+    ranked_bests = [i for i in bests if ranks[i] is not None]
+    return int(min(ranked_bests, key=lambda i: ranks[i])) if ranked_bests else bests[0]
 
 
 def select_most_frozen(cv_results, *, n_se=N_SE, scorer=None) -> int:
@@ -176,9 +193,17 @@ def select_most_frozen(cv_results, *, n_se=N_SE, scorer=None) -> int:
         one-standard-error rule. 0.5 with ``scoring=brier_scorer`` met the
         selection targets of ``benchmarks/small_data.py``'s image tasks. For another value in
         ``GridSearchCV`` use ``functools.partial(select_most_frozen, n_se=1)``.
-    scorer : str or None, default=None
+    scorer : None, str or list of str, default=None
         With several scorers (``scoring`` a list or dict), the name of the one
-        to judge by.
+        to judge by, or several names: then a candidate is within noise only
+        when it is within noise of the best by each of them, so a deeper
+        candidate that is clearly better by any one score beats a more frozen
+        one. When no candidate is within noise of every best (the scores
+        disagree beyond noise), the least frozen of the per-score bests wins.
+        :class:`~sktransfer.TransferClassifierCV`'s default judges by
+        ``["accuracy", "brier"]``; in ``GridSearchCV`` that is
+        ``scoring={"accuracy": "accuracy", "brier": brier_scorer},
+        refit=functools.partial(select_most_frozen, scorer=["accuracy", "brier"])``.
 
     Returns
     -------

@@ -62,14 +62,20 @@ _UNIT_SCORERS = ("accuracy", "balanced_accuracy", "top_k_accuracy", "average_pre
                  "roc_auc", "f1", "precision", "recall", "jaccard")
 
 
-def _score_range(search, results) -> tuple[float, float]:
-    """The range the search's score can take (a bounded scorer), else (-inf, inf).
+def _score_range(search, results, metric: str) -> tuple[float, float]:
+    """The range the search's score ``metric`` can take (a bounded scorer), else (-inf, inf).
 
     ``scoring=None`` means the estimator's own ``score``: accuracy for a classifier,
-    R^2 for a regressor (sklearn's conventions)."""
+    R^2 for a regressor (sklearn's conventions). Of several scorers (``metric`` not
+    ``"score"``) the name says which: sklearn's names, and ``brier``
+    (:func:`~sktransfer.brier_scorer`, TransferClassifierCV's)."""
     from sklearn.base import is_classifier, is_regressor
 
-    if hasattr(search, "cv_results_"):  # a search estimator: its tags are its estimator's
+    if metric == "brier":
+        return -2.0, 0.0
+    if metric != "score":
+        scoring = metric
+    elif hasattr(search, "cv_results_"):  # a search estimator: its tags are its estimator's
         scoring = getattr(search, "scoring", None)
         if scoring is None:
             scoring = "accuracy" if is_classifier(search) else \
@@ -87,7 +93,8 @@ def _score_range(search, results) -> tuple[float, float]:
     return -np.inf, np.inf
 
 
-def plot_freeze_depth(search, param: str = "freeze_depth", ax=None, title: str | None = None):
+def plot_freeze_depth(search, param: str = "freeze_depth", ax=None, title: str | None = None,
+                      scorer: str | None = None):
     """Cross-validated score against ``freeze_depth``, one line per other setting.
 
     Parameters
@@ -101,11 +108,17 @@ def plot_freeze_depth(search, param: str = "freeze_depth", ax=None, title: str |
     ax : matplotlib Axes, optional
         Draw there instead of on a new figure.
     title : str, optional
+    scorer : str, optional
+        Which score to plot when the search used several (``mean_test_<scorer>``);
+        by default the first (``accuracy`` for
+        :class:`~sktransfer.TransferClassifierCV`'s default scoring).
 
     Returns
     -------
     matplotlib.figure.Figure
-        Mean test score with a +-1 std band; the best candidate is ringed. For a
+        Mean test score with a +-1 std band; the best candidate is ringed (for
+        a search with a ``best_index_``, such as a ``select_most_frozen`` refit or
+        a TransferClassifierCV, the chosen one). For a
         bounded score the band is clipped to the values the score can take
         (accuracy, F1, ROC AUC ... to [0, 1]; R^2 to at most 1; ``neg_*`` losses
         to at most 0): ``scoring=None`` is the estimator's own score (accuracy
@@ -127,8 +140,12 @@ def plot_freeze_depth(search, param: str = "freeze_depth", ax=None, title: str |
     if key is None:
         raise ValueError(f"the search did not vary {param!r}; its parameters are "
                          f"{sorted(params[0]) if params else []}")
-    means = np.asarray(results["mean_test_score"], dtype=float)
-    stds = np.asarray(results.get("std_test_score", np.zeros_like(means)), dtype=float)
+    metrics = [k[len("mean_test_"):] for k in results if k.startswith("mean_test_")]
+    metric = scorer or ("score" if "score" in metrics else metrics[0] if metrics else "score")
+    if metric not in metrics:
+        raise ValueError(f"the search has no mean_test_{metric}; its scores are {metrics}")
+    means = np.asarray(results[f"mean_test_{metric}"], dtype=float)
+    stds = np.asarray(results.get(f"std_test_{metric}", np.zeros_like(means)), dtype=float)
     others = sorted({k for p in params for k in p if k != key})
     varying = [k for k in others if len({repr(p.get(k)) for p in params}) > 1]
 
@@ -139,7 +156,7 @@ def plot_freeze_depth(search, param: str = "freeze_depth", ax=None, title: str |
         name = ", ".join(f"{k.split('__')[-1]}={_label(p.get(k))}" for k in varying) or "score"
         lines.setdefault(name, []).append(i)
 
-    low, high = _score_range(search, results)
+    low, high = _score_range(search, results, metric)
     fig, ax = _new_axes(ax, (6.4, 4.2))
     for name, rows in lines.items():
         rows = sorted(rows, key=lambda r: position[repr(params[r][key])])
@@ -149,14 +166,16 @@ def plot_freeze_depth(search, param: str = "freeze_depth", ax=None, title: str |
         ax.plot(x[ok], m[ok], marker="o", label=name)
         ax.fill_between(x[ok], np.clip(m - s, low, high)[ok], np.clip(m + s, low, high)[ok],
                         alpha=0.2)
-    if np.isfinite(means).any():
-        best = int(np.nanargmax(means))
-        ax.plot([position[repr(params[best][key])]], [means[best]], marker="o", ms=14,
+    chosen = getattr(search, "best_index_", None)
+    if chosen is None and np.isfinite(means).any():
+        chosen = int(np.nanargmax(means))
+    if chosen is not None:
+        ax.plot([position[repr(params[chosen][key])]], [means[chosen]], marker="o", ms=14,
                 mfc="none", mec="black", mew=1.5, ls="none", label="best")
     ax.set_xticks(range(len(depths)), [str(d) for d in depths])
     ax.set_xlabel(f"{param} (frozen blocks; negative = counted from the top, "
                   f"'all' = linear probe)" if param == "freeze_depth" else param)
-    scoring = results.get("scoring") or "score"
+    scoring = results.get("scoring") or "score" if metric == "score" else metric
     ax.set_ylabel(f"cross-validated {scoring if isinstance(scoring, str) else 'score'}")
     ax.set_title(title or f"Score against {param}")
     ax.grid(alpha=0.3)

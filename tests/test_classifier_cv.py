@@ -16,7 +16,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 import sktransfer
 from sktransfer import TransferClassifier, TransferClassifierCV
 from sktransfer._classifier_cv import DEFAULT_CV, DEFAULT_FREEZE_DEPTHS
-from sktransfer._selection import select
+from sktransfer._selection import N_SE, select
 from sktransfer._transfer import resolve_freeze_depth
 
 
@@ -82,20 +82,29 @@ def test_fitted_attributes_and_cv_results_layout(fitted):
     assert fitted.n_splits_ == folds * repeats  # the default: stratified folds
     assert [p["freeze_depth"] for p in res["params"]] == depths
     assert list(res["param_freeze_depth"]) == depths
-    for key in ["mean_test_score", "std_test_score", "rank_test_score", "mean_fit_time",
+    # the default scoring: accuracy and the Brier score, GridSearchCV's multi-metric keys
+    for key in ["mean_test_accuracy", "std_test_accuracy", "rank_test_accuracy",
+                "mean_test_brier", "std_test_brier", "rank_test_brier", "mean_fit_time",
                 "std_fit_time", "mean_score_time", "std_score_time"]:
         assert res[key].shape == (4,), key
     split_keys = sorted(k for k in res if k.startswith("split"))
-    assert split_keys == [f"split{i}_test_score" for i in range(folds * repeats)]
+    assert split_keys == sorted(f"split{i}_test_{name}" for i in range(folds * repeats)
+                                for name in ("accuracy", "brier"))
+    assert "mean_test_score" not in res
+    assert set(fitted.scorer_) == {"accuracy", "brier"}
     # the rule, with -1 resolved against tiny_cnn's 4 blocks (it freezes 3, more than 2)
     backbone = sktransfer.get_backbone("tiny_cnn")
-    assert fitted.best_index_ == select(res, 1.0, lambda d: resolve_freeze_depth(d, backbone))
+    assert fitted.best_index_ == select(res, N_SE, lambda d: resolve_freeze_depth(d, backbone),
+                                        scorer=["accuracy", "brier"])
     assert fitted.freeze_depth_ == depths[fitted.best_index_]
-    assert fitted.best_score_ == res["mean_test_score"][fitted.best_index_]
+    assert fitted.best_score_ == res["mean_test_accuracy"][fitted.best_index_]
     assert isinstance(fitted.best_estimator_, TransferClassifier)
     assert fitted.best_estimator_.freeze_depth == fitted.freeze_depth_
     assert list(fitted.classes_) == ["cat", "dog"]
-    assert res["rank_test_score"].min() == 1
+    assert res["rank_test_accuracy"].min() == 1
+    # the fold scores are the candidates' accuracy and minus their Brier score
+    assert ((res["split0_test_accuracy"] >= 0) & (res["split0_test_accuracy"] <= 1)).all()
+    assert ((res["split0_test_brier"] >= -2) & (res["split0_test_brier"] <= 0)).all()
 
 
 def test_depths_that_resolve_to_the_same_are_refused():
@@ -154,7 +163,9 @@ def test_bad_freeze_depths_are_refused_before_training(data, depths, message):
     ({"n_se": -1}, "n_se must be a finite number >= 0"),
     ({"cv": "three"}, "cv must be None, an int"),
     ({"cv": 1}, "n_splits=2 or more"),
-    ({"scoring": ["accuracy", "f1"]}, "scoring must be one scorer"),
+    ({"scoring": ["accuracy", "accuracy"]}, "a list of distinct scorer names"),
+    ({"scoring": {1: "accuracy"}}, "a dict {name: scorer}"),
+    ({"scoring": []}, "scoring must be None"),
     ({"scoring": "acuracy"}, "acuracy"),
 ])
 def test_bad_cv_params_are_refused(data, params, message):
@@ -177,6 +188,21 @@ def test_user_cv_and_scoring(data):
     est = tiny(cv=KFold(2, shuffle=True, random_state=0), scoring="balanced_accuracy").fit(X, y)
     assert est.n_splits_ == 2
     assert 0 <= est.score(X, y) <= 1
+    assert "mean_test_score" in est.cv_results_  # one scorer: GridSearchCV's single keys
+    assert est.best_score_ == est.cv_results_["mean_test_score"][est.best_index_]
+
+
+def test_several_scorers_are_judged_together(data):
+    X, y = data
+    est = tiny(freeze_depths=["all", 0], cv=2,
+               scoring={"bal": "balanced_accuracy", "brier": sktransfer.brier_scorer}).fit(X, y)
+    res = est.cv_results_
+    assert {"mean_test_bal", "mean_test_brier", "split1_test_bal"} <= set(res)
+    backbone = sktransfer.get_backbone("tiny_cnn")
+    assert est.best_index_ == select(res, N_SE, lambda d: resolve_freeze_depth(d, backbone),
+                                     scorer=["bal", "brier"])
+    # score() is the first scorer's
+    assert est.score(X, y) == est.scorer_["bal"](est.best_estimator_, X, y)
 
 
 def test_inputs_are_not_modified(data):
@@ -192,8 +218,8 @@ def test_same_random_state_gives_the_same_result(data):
     X, y = data
     a = tiny(cv=2).fit(X, y)
     b = tiny(cv=2).fit(X, y)
-    np.testing.assert_array_equal(a.cv_results_["mean_test_score"],
-                                  b.cv_results_["mean_test_score"])
+    np.testing.assert_array_equal(a.cv_results_["mean_test_brier"],
+                                  b.cv_results_["mean_test_brier"])
     np.testing.assert_allclose(a.predict_proba(X), b.predict_proba(X))
 
 

@@ -146,3 +146,24 @@ def test_learning_curve_has_whole_epochs_and_a_title_inside_the_figure(search):
     box = ax.title.get_window_extent(fig.canvas.get_renderer())
     assert box.x0 >= 0 and box.x1 <= fig.bbox.width and box.y1 <= fig.bbox.height
     assert "freeze_strategy=lp_ft" in ax.get_title()
+
+
+def test_plot_freeze_depth_of_several_scores_and_the_chosen_candidate():
+    from types import SimpleNamespace
+
+    results = {"params": [{"freeze_depth": d} for d in ["all", -1, 0]],
+               "mean_test_accuracy": np.array([0.9, 0.95, 0.97]),
+               "std_test_accuracy": np.full(3, 0.3),
+               "mean_test_brier": np.array([-0.2, -0.1, -0.05]),
+               "std_test_brier": np.full(3, 0.3)}
+    # TransferClassifierCV's default scoring: accuracy first, the chosen candidate ringed
+    chosen = SimpleNamespace(cv_results_=results, best_index_=0, scoring=None)
+    fig = plot_freeze_depth(chosen)
+    assert fig.axes[0].get_lines()[-1].get_ydata()[0] == pytest.approx(0.9)
+    assert "accuracy" in fig.axes[0].get_ylabel()
+    assert _band_limits(fig)[1] == pytest.approx(1.0)  # accuracy's band clipped to 1
+    fig = plot_freeze_depth(results, scorer="brier")
+    assert fig.axes[0].get_lines()[-1].get_ydata()[0] == pytest.approx(-0.05)  # best mean
+    assert _band_limits(fig)[1] == pytest.approx(0.0)  # minus a Brier score is at most 0
+    with pytest.raises(ValueError, match=r"no mean_test_f1; its scores are \['accuracy'"):
+        plot_freeze_depth(results, scorer="f1")

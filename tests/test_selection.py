@@ -105,6 +105,58 @@ def test_several_scorers_need_a_name():
     assert select_most_frozen(cv, scorer="acc") == 1
 
 
+def two_scores(depths, accuracy, brier):
+    """cv_results_ of a search with the scorers "accuracy" and "brier"."""
+    out = {"params": [{"freeze_depth": d} for d in depths]}
+    for name, scores in (("accuracy", accuracy), ("brier", brier)):
+        scores = np.asarray(scores, dtype=float)
+        out[f"mean_test_{name}"] = scores.mean(axis=1)
+        for i in range(scores.shape[1]):
+            out[f"split{i}_test_{name}"] = scores[:, i]
+    return out
+
+
+BOTH = ["accuracy", "brier"]
+
+
+def test_several_scorers_a_deeper_candidate_clearly_better_by_either_one_wins():
+    # every candidate 10/10 on every fold: accuracy cannot tell them apart; the Brier
+    # score sees depth 0 clearly surer of the right class -> depth 0
+    tied = [[1.0, 1.0, 1.0]] * 3
+    brier = [[-0.20, -0.22, -0.18], [-0.15, -0.16, -0.17], [-0.02, -0.03, -0.01]]
+    cv = two_scores(["all", -1, 0], tied, brier)
+    assert select_most_frozen(cv, scorer="accuracy") == 0
+    assert select_most_frozen(cv, scorer=BOTH) == 2
+    # under-confident fine-tune: right more often (accuracy), worse Brier -> still depth 0,
+    # the scores disagree beyond noise and the least frozen of their bests wins
+    accuracy = [[0.60, 0.62, 0.61], [0.62, 0.63, 0.62], [0.75, 0.76, 0.74]]
+    brier = [[-0.50, -0.52, -0.51], [-0.55, -0.56, -0.55], [-0.70, -0.71, -0.69]]
+    cv = two_scores(["all", -1, 0], accuracy, brier)
+    assert select_most_frozen(cv, scorer="brier") == 0
+    assert select_most_frozen(cv, scorer=BOTH) == 2
+
+
+def test_several_scorers_within_noise_of_both_keeps_the_most_frozen():
+    accuracy = [[0.80, 0.70, 0.90], [0.85, 0.62, 0.95]]  # 0 better by 0.007, SE 0.043
+    brier = [[-0.30, -0.40, -0.20], [-0.25, -0.50, -0.15]]  # a tie
+    cv = two_scores(["all", 0], accuracy, brier)
+    assert select_most_frozen(cv, scorer=BOTH) == 0
+    assert select_most_frozen(cv, scorer=BOTH, n_se=0) == 1
+
+
+def test_several_scorers_failed_candidates_are_never_chosen():
+    cv = two_scores(["all", 0], [[np.nan, 1.0, 1.0], [0.5, 0.5, 0.5]],
+                    [[-0.1, -0.1, -0.1], [-0.6, -0.6, -0.6]])
+    assert select_most_frozen(cv, scorer=BOTH) == 1
+
+
+@pytest.mark.parametrize("scorer", [[], [1], {"accuracy": 1}, 3])
+def test_bad_scorer_lists_are_refused(scorer):
+    cv = two_scores(["all", 0], [[1.0, 1.0]] * 2, [[-0.1, -0.1]] * 2)
+    with pytest.raises(ValueError, match="scorer must be None, a scorer's name"):
+        select_most_frozen(cv, scorer=scorer)
+
+
 def test_docstring_example_runs():
     from sktransfer import _selection
 
