@@ -18,8 +18,9 @@ The ways to solve it, side by side:
 5. ``GridSearchCV`` over ``freeze_depth``, which picks between 3 and 4 (and the
    depths in between) by cross-validation alone;
 6. ``TransferClassifierCV``: the same candidates and folds, chosen with a
-   variance-aware rule (the most frozen candidate within one standard error of
-   the best), the way to choose on a set this small.
+   variance-aware rule (the most frozen candidate within half a standard error
+   of the best by accuracy and by the Brier score), the way to choose on a set
+   this small.
 
 Every TransferClassifier runs with the default training recipe (BatchNorm kept in
 inference mode, head warm-up, cosine schedule; see ``sktransfer/_recipe.py``).
