@@ -10,7 +10,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 import sktransfer
-from sktransfer import TransferClassifier, select_most_frozen
+from sktransfer import TransferClassifier, brier_scorer, select_most_frozen
 
 
 def results(depths, scores, key="freeze_depth"):
@@ -181,6 +181,13 @@ def test_works_as_refit_of_a_real_grid_search(images):
                           refit=functools.partial(select_most_frozen, n_se=2)).fit(X, y)
     assert search.best_index_ in (0, 1)
     assert search.best_estimator_[-1].freeze_depth == [0, "all"][search.best_index_]
+
+    # the README's multi-metric form: TransferClassifierCV's default scores
+    refit = functools.partial(select_most_frozen, scorer=["accuracy", "brier"])
+    search = GridSearchCV(clf, grid, cv=StratifiedKFold(2), refit=refit,
+                          scoring={"accuracy": "accuracy", "brier": brier_scorer}).fit(X, y)
+    assert search.best_index_ == refit(search.cv_results_)
+    assert search.best_estimator_.freeze_depth == grid["freeze_depth"][search.best_index_]
 
 
 def test_exported():
