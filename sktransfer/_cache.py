@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from ._data._decode import orientation as _orientation
-from ._fold import _FOLDED
+from ._bn_fold import _FOLDED
 
 __all__ = ["LRUCache", "ACTIVATIONS", "FEATURES", "sample_keys", "data_fingerprint",
            "stage_fingerprints", "clear_caches", "prefix_activations", "activation_bytes"]

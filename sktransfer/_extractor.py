@@ -17,7 +17,7 @@ from ._common import (check_source_kind, make_backbone, preprocessor_for, progre
                       read_input, resolve_device, seeded)
 from ._data import (ImageInput, PairCollate, SampleDataset, VectorInput, check_num_workers,
                     loader_options, network_input, resolve_num_workers, torch_ready)
-from ._fold import folded
+from ._bn_fold import folded
 from ._persist import (PlainStateMixin, architecture_source, backbone_meta, load_module_arrays,
                        module_arrays, restore_backbone_meta)
 from ._text import TextInput
@@ -121,7 +121,7 @@ class FeatureExtractor(PlainStateMixin, TransformerMixin, BaseEstimator):
     -----
     ``transform`` runs a copy of the network with each BatchNorm folded into
     the convolution before it (the same features up to float rounding, ~10 %
-    faster on CPU; see ``sktransfer._fold``). ``extractor_`` and ``backbone_``
+    faster on CPU; see ``sktransfer._bn_fold``). ``extractor_`` and ``backbone_``
     stay as built, and a network carrying forward hooks runs unfolded, so
     hooks see every layer.
 
@@ -307,7 +307,7 @@ class FeatureExtractor(PlainStateMixin, TransformerMixin, BaseEstimator):
 
     def _network(self, n_samples: int) -> nn.Module:
         """What runs on ``n_samples`` inputs: from one batch up, the BatchNorm-folded copy
-        (see ``sktransfer._fold``; folding resnet18 takes ~0.1 s, more than it saves on
+        (see ``sktransfer._bn_fold``; folding resnet18 takes ~0.1 s, more than it saves on
         fewer images), below that the copy only when it is already made."""
         return folded(self.extractor_, make=n_samples >= self.batch_size)
 
