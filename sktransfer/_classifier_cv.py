@@ -20,7 +20,7 @@ from ._common import make_backbone, read_input
 from ._network import TransferNet
 from ._recipe import BACKBONE_LR_SCALE, HEAD_WARMUP, HEAD_WARMUP_C, LABEL_SMOOTHING, MIN_STEPS
 from ._selection import N_SE, _check_n_se, brier_scorer, select
-from ._transfer import resolve_freeze_depth
+from ._network import resolve_freeze_depth
 
 __all__ = ["TransferClassifierCV", "DEFAULT_FREEZE_DEPTHS", "DEFAULT_CV"]
 

@@ -293,7 +293,7 @@ def test_large_folder_is_decoded_lazily(tmp_path):
     finally:
         data.decode_path = real
     assert len(loaded) == len(paths)  # each file decoded once per epoch, in the loader
-    assert isinstance(clf._fit_source, type(None))
+    assert clf._fit is None  # the fit state (its source) is dropped after fit
     # 300 decoded 64x64 float images would be 14 MiB; the peak grows far less than a
     # decoded copy of the folder at full size would need (ru_maxrss is in KiB)
     assert (after - before) < 200 * 1024

@@ -101,7 +101,7 @@ def test_saved_model_carries_no_training_data_or_caches(data):
     assert abs(len(blob_big) - len(blob_small)) < 20_000
     assert X[3].tobytes()[:256] not in blob_big
     restored = pickle.loads(blob_big)
-    assert getattr(restored, "_fit_source", None) is None
+    assert restored._fit is None
 
 
 def test_pickling_keeps_backbone_and_strategy_tied_to_the_network(data):
