@@ -1,6 +1,6 @@
 """Frozen-prefix activation cache, shared by every estimator in the process.
 
-When stages ``0..k-1`` of a network are frozen and evaluated in eval mode, and
+When stages ``0..depth-1`` of a network are frozen and evaluated in eval mode, and
 the inputs are deterministic, their output is a pure function of (sample,
 weights of those stages, preprocessing). The cache stores it *per sample* and
 per stage depth, keyed by fingerprints of all three, so
@@ -9,7 +9,7 @@ per stage depth, keyed by fingerprints of all three, so
 * grid-search candidates and cross-validation folds that see the same samples
   and the same frozen weights reuse it, even though each fold is a different
   subset;
-* a deeper prefix is derived from a shallower one already cached (``k=3`` starts
+* a deeper prefix is derived from a shallower one already cached (``depth=3`` starts
   from the stored output of stage 1 instead of from pixels).
 
 Entries are evicted least-recently-used once the total passes the budget. The
@@ -213,12 +213,12 @@ def activation_bytes(runner, source, depth: int) -> int:
     return runner.output_bytes(SampleDataset(source, None, runner.preprocessor), depth)
 
 
-def _stages_label(n_blocks: int, k: int) -> str:
-    """What a fill of stages ``0..k-1`` computes, in words: stage ``n_blocks`` is the
+def _stages_label(n_blocks: int, depth: int) -> str:
+    """What a fill of stages ``0..depth-1`` computes, in words: stage ``n_blocks`` is the
     pool, not a block."""
-    blocks = min(k, n_blocks)
+    blocks = min(depth, n_blocks)
     names = "block 0" if blocks == 1 else f"blocks 0..{blocks - 1}"
-    if k > n_blocks:
+    if depth > n_blocks:
         return f"caching pooled features ({names} and the pool)"
     return f"caching frozen {names}"
 

@@ -31,8 +31,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["PlainStateMixin", "NetStateMixin", "module_arrays", "load_module_arrays", "backbone_meta",
-           "restore_backbone_meta", "architecture_source"]
+__all__ = ["PlainStateMixin", "NetStateMixin", "module_arrays", "load_module_arrays",
+           "backbone_meta", "restore_backbone_meta", "architecture_source"]
 
 
 def _restore(cls, state):

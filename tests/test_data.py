@@ -677,13 +677,14 @@ def photo_files(tmp_path_factory):
 @pytest.mark.parametrize("freeze_depth", [0, "all"])  # skorch's loaders / the cache fill
 def test_workers_fit_and_transform_like_the_main_process(photo_files, freeze_depth,
                                                          monkeypatch):
-    import sktransfer._cache as cache
+    from sktransfer._stages import StageRunner
 
     paths, y = photo_files
     weights = np.linspace(0.5, 2.0, len(paths))
     fill_workers = []
-    real = cache._input_loader
-    monkeypatch.setattr(cache, "_input_loader", lambda *a: fill_workers.append(a[3]) or real(*a))
+    real = StageRunner.loader
+    monkeypatch.setattr(StageRunner, "loader",
+                        lambda self, *a: fill_workers.append(self.num_workers) or real(self, *a))
     results = {}
     for workers in (0, 2):
         clear_caches()  # each fit computes its cached activations itself
