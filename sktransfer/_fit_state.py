@@ -5,13 +5,16 @@ dropped at its end, whether the fit succeeds or raises (compare scikit-learn's
 ``_fit_context``). Nothing in it outlives the call: it is never pickled or saved,
 and ``net._fit is None`` means no fit is running (skorch's hooks - ``get_dataset``,
 ``get_iterator``, ``infer``, ``on_epoch_begin`` - are also called by prediction).
+:func:`restored_on_error` puts the estimator back as it was when a fit raises.
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import dataclasses
 
-__all__ = ["FitState"]
+__all__ = ["FitState", "restored_on_error"]
 
 
 @dataclasses.dataclass
@@ -41,3 +44,39 @@ class FitState:
     cached_fit: object = None
     initial_head: list | None = None
     epochs_before: int = 0
+
+
+@contextlib.contextmanager
+def restored_on_error(net, keep_weights: bool):
+    """A fit that raises leaves ``net`` as it was before the fit.
+
+    Attributes are restored from a shallow copy (a fresh fit builds new
+    modules, so the old ones are untouched) and the history from a copy (skorch
+    clears it in place). When the fit continues training the existing network
+    (``warm_start``, ``partial_fit``) its weights, optimizer state,
+    ``requires_grad`` flags and train/eval modes are copied first too, so a bad
+    file found mid-epoch leaves the model exactly as it was.
+    """
+    saved = dict(net.__dict__)
+    history = copy.deepcopy(getattr(net, "history_", None))
+    kept = None
+    if keep_weights:
+        module = net.module_
+        kept = (copy.deepcopy(module.state_dict()), copy.deepcopy(net.optimizer_.state_dict()),
+                {n: p.requires_grad for n, p in module.named_parameters()},
+                {n: m.training for n, m in module.named_modules()})
+    try:
+        yield
+    except BaseException:
+        net.__dict__.clear()
+        net.__dict__.update(saved)
+        net.__dict__["history_"] = history
+        if kept is not None:
+            weights, optimizer, grads, modes = kept
+            net.module_.load_state_dict(weights)
+            net.optimizer_.load_state_dict(optimizer)
+            for name, param in net.module_.named_parameters():
+                param.requires_grad_(grads[name])
+            for name, sub in net.module_.named_modules():
+                sub.training = modes[name]
+        raise

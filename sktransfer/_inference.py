@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from sklearn.base import TransformerMixin
 from sklearn.exceptions import NotFittedError
 from torch.utils.data import Dataset
 
@@ -25,8 +26,11 @@ from ._stages import StageRunner, entering_at
 __all__ = ["PredictionMixin"]
 
 
-class PredictionMixin:
-    """``predict``'s input checks, the cached-prefix reuse and ``transform``."""
+class PredictionMixin(TransformerMixin):
+    """``predict``'s input checks, the cached-prefix reuse and ``transform``.
+
+    A ``TransformerMixin`` itself: scikit-learn wraps ``transform`` for
+    ``set_output`` only in the class that defines it."""
 
     def _check_fitted(self):
         if not getattr(self, "initialized_", False) or not self._target_fitted():

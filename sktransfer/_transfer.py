@@ -3,9 +3,11 @@
 :class:`TransferBase` is a mixin placed before skorch's ``NeuralNetClassifier``
 or ``NeuralNetRegressor``. It builds the network from a registered backbone,
 freezes it with a strategy, trains it with the fine-tuning recipe (``_recipe``)
-on cached frozen-prefix activations when it can, handles ``sample_weight``,
-per-fit random streams, the ``"auto"`` device, persistence (``_persist``) and
-:meth:`~TransferBase.transform`. A subclass supplies the target handling:
+on cached frozen-prefix activations when it can (``_cached_fit``), handles
+``sample_weight``, per-fit state and random streams (``_fit_state``) and the
+``"auto"`` device. Prediction and ``transform`` come from ``_inference``,
+persistence from ``_persist``, and every run of the network's stages outside
+skorch's loop from ``_stages``. A subclass supplies the target handling:
 
 * ``_encode_target(y, n_samples, fitting)`` -> the array the network trains on;
 * ``_target_fitted()`` -> whether the target encoding was learnt (fitted);
@@ -22,7 +24,6 @@ import copy
 import numbers
 
 import torch
-from sklearn.base import TransformerMixin
 from sklearn.exceptions import NotFittedError
 from torch.utils.data import Dataset, Subset
 
@@ -31,7 +32,7 @@ from ._cached_fit import ActivationDataset, Activations, CachedFit
 from ._common import make_backbone, preprocessor_for, read_input, resolve_device
 from ._data import (SampleDataset, VectorInput, check_num_workers, make_augment, network_input,
                     resolve_num_workers)
-from ._fit_state import FitState
+from ._fit_state import FitState, restored_on_error
 from ._inference import PredictionMixin
 from ._network import resolve_freeze_depth
 from ._persist import NetStateMixin
@@ -45,44 +46,7 @@ from .freezing import FreezeContext, checked_param_groups, make_strategy
 __all__ = ["TransferBase", "resolve_freeze_depth"]
 
 
-@contextlib.contextmanager
-def _restored_on_error(net, keep_weights: bool):
-    """A fit that raises leaves ``net`` as it was before the fit.
-
-    Attributes are restored from a shallow copy (a fresh fit builds new
-    modules, so the old ones are untouched) and the history from a copy (skorch
-    clears it in place). When the fit continues training the existing network
-    (``warm_start``, ``partial_fit``) its weights, optimizer state,
-    ``requires_grad`` flags and train/eval modes are copied first too, so a bad
-    file found mid-epoch leaves the model exactly as it was.
-    """
-    saved = dict(net.__dict__)
-    history = copy.deepcopy(getattr(net, "history_", None))
-    kept = None
-    if keep_weights:
-        module = net.module_
-        kept = (copy.deepcopy(module.state_dict()), copy.deepcopy(net.optimizer_.state_dict()),
-                {n: p.requires_grad for n, p in module.named_parameters()},
-                {n: m.training for n, m in module.named_modules()})
-    try:
-        yield
-    except BaseException:
-        net.__dict__.clear()
-        net.__dict__.update(saved)
-        net.__dict__["history_"] = history
-        if kept is not None:
-            weights, optimizer, grads, modes = kept
-            net.module_.load_state_dict(weights)
-            net.optimizer_.load_state_dict(optimizer)
-            for name, param in net.module_.named_parameters():
-                param.requires_grad_(grads[name])
-            for name, sub in net.module_.named_modules():
-                sub.training = modes[name]
-        raise
-
-
-
-class TransferBase(NetStateMixin, PredictionMixin, TransformerMixin):
+class TransferBase(NetStateMixin, PredictionMixin):
     """Backbone, freezing, recipe, cache, persistence: see the module docstring.
 
     The parameters are TransferClassifier's (documented there) less the
@@ -223,7 +187,7 @@ class TransferBase(NetStateMixin, PredictionMixin, TransformerMixin):
         ``fitting``: the target encoding is learnt anew; ``resume``: the existing
         network trains on (``warm_start``, ``partial_fit``) instead of a new one.
         """
-        with _restored_on_error(self, keep_weights=resume):
+        with restored_on_error(self, keep_weights=resume):
             if fitting and before_first_fit is not None:
                 before_first_fit()
             source, y_enc = self._prepare_fit(X, y, fitting=fitting)
