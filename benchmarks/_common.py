@@ -119,7 +119,7 @@ def warm_imports(sktransfer: bool) -> None:
         import sktransfer as skt
 
         skt.list_backbones()
-        skt.list_freezers()
+        skt.list_strategies()
 
 
 def plain_resnet18(weights_path: str, n_outputs: int | None, seed: int):

@@ -1,6 +1,6 @@
 """Frozen-prefix activation cache, shared by every estimator in the process.
 
-When stages ``0..k-1`` of a network are frozen and evaluated in eval mode, and
+When stages ``0..depth-1`` of a network are frozen and evaluated in eval mode, and
 the inputs are deterministic, their output is a pure function of (sample,
 weights of those stages, preprocessing). The cache stores it *per sample* and
 per stage depth, keyed by fingerprints of all three, so
@@ -9,7 +9,7 @@ per stage depth, keyed by fingerprints of all three, so
 * grid-search candidates and cross-validation folds that see the same samples
   and the same frozen weights reuse it, even though each fold is a different
   subset;
-* a deeper prefix is derived from a shallower one already cached (``k=3`` starts
+* a deeper prefix is derived from a shallower one already cached (``depth=3`` starts
   from the stored output of stage 1 instead of from pixels).
 
 Entries are evicted least-recently-used once the total passes the budget. The
@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from ._data._decode import orientation as _orientation
-from ._fold import _FOLDED
+from ._bn_fold import _FOLDED
 
 __all__ = ["LRUCache", "ACTIVATIONS", "FEATURES", "sample_keys", "data_fingerprint",
            "stage_fingerprints", "clear_caches", "prefix_activations", "activation_bytes"]
@@ -205,58 +205,45 @@ def clear_caches() -> None:
     _FOLDED.clear()
 
 
-def activation_bytes(module, samples, k: int, device, preprocessor=None) -> int:
-    """Bytes the outputs of stages ``0..k-1`` take for every sample of ``samples``.
+def activation_bytes(runner, source, depth: int) -> int:
+    """Bytes the outputs of stages ``0..depth-1`` take for every sample of ``source``
+    (``runner``: a :class:`~sktransfer._stages.StageRunner`; see its ``output_bytes``)."""
+    from ._data import SampleDataset
 
-    Measured on the first sample and multiplied: for texts, whose lengths vary,
-    an estimate.
-    """
-    from ._data import collate_samples, network_input, split_batch
-
-    batch = collate_samples([samples[0][0]], preprocessor)
-    with torch.inference_mode():
-        was_training = module.training
-        module.eval()
-        try:
-            out = module.forward_prefix(network_input(batch, preprocessor, device), k)
-        finally:
-            module.train(was_training)
-    (row,) = split_batch(out, preprocessor)
-    return row.element_size() * row.numel() * len(samples)
+    return runner.output_bytes(SampleDataset(source, None, runner.preprocessor), depth)
 
 
-def _stages_label(n_blocks: int, k: int) -> str:
-    """What a fill of stages ``0..k-1`` computes, in words: stage ``n_blocks`` is the
+def _stages_label(n_blocks: int, depth: int) -> str:
+    """What a fill of stages ``0..depth-1`` computes, in words: stage ``n_blocks`` is the
     pool, not a block."""
-    blocks = min(k, n_blocks)
+    blocks = min(depth, n_blocks)
     names = "block 0" if blocks == 1 else f"blocks 0..{blocks - 1}"
-    if k > n_blocks:
+    if depth > n_blocks:
         return f"caching pooled features ({names} and the pool)"
     return f"caching frozen {names}"
 
 
-def prefix_activations(module, source, samples, k: int, context: str, *, batch_size: int,
-                       device, verbose: bool = False, store: bool = True,
-                       preprocessor=None, num_workers: int = 0) -> list[torch.Tensor]:
-    """Outputs of stages ``0..k-1`` of ``module`` for every sample, via :data:`ACTIVATIONS`.
+def prefix_activations(runner, source, depth: int, context: str, *, verbose: bool = False,
+                       store: bool = True) -> list[torch.Tensor]:
+    """Outputs of stages ``0..depth-1`` for every sample of ``source``, via :data:`ACTIVATIONS`.
 
-    ``source`` gives the per-sample keys, ``samples`` (a dataset of preprocessed
-    ``(x, y)``) the inputs; ``context`` names what else the output depends on
-    (backbone, preprocessing). Samples already cached are looked up; for the
-    others, the deepest shallower prefix cached for all of them is the starting
-    point, so a deeper candidate reuses a shallower one's work. ``store=False``
-    computes without filling the cache (``cache=False``). Rows are stored and
-    returned one per sample, unpadded: ``preprocessor`` pads a batch of texts
-    and splits the output again (images are simply stacked). The samples to
-    compute are read through a data loader with ``num_workers`` decoding
-    processes (pinned memory on CUDA).
+    ``runner`` (a :class:`~sktransfer._stages.StageRunner`) holds the network, its
+    preprocessing, device, batch size and decoding workers; ``source`` gives the
+    per-sample keys and the inputs; ``context`` names what else the output
+    depends on (backbone, preprocessing). Samples already cached are looked up;
+    for the others, the deepest shallower prefix cached for all of them is the
+    starting point, so a deeper candidate reuses a shallower one's work.
+    ``store=False`` computes without filling the cache (``cache=False``). Rows are
+    stored and returned one per sample, unpadded: the preprocessor pads a batch of
+    texts and splits the output again (images are simply stacked).
     """
     from ._common import progress_bar
-    from ._data import collate_samples, network_input, split_batch
+    from ._data import SampleDataset, collate_samples, split_batch
 
-    prints = stage_fingerprints(module.stages[:k])
+    module, preprocessor, batch_size = runner.module, runner.preprocessor, runner.batch_size
+    prints = stage_fingerprints(module.stages[:depth])
     keys = sample_keys(source)
-    rows: list[torch.Tensor | None] = [ACTIVATIONS.get((context, prints[k - 1], key))
+    rows: list[torch.Tensor | None] = [ACTIVATIONS.get((context, prints[depth - 1], key))
                                        for key in keys] if store else [None] * len(keys)
     todo = [i for i, r in enumerate(rows) if r is None]
     ACTIVATIONS.hits += len(keys) - len(todo)
@@ -264,45 +251,28 @@ def prefix_activations(module, source, samples, k: int, context: str, *, batch_s
     if not todo:
         return rows
     start, inputs = 0, None
-    for j in range(k - 1, 0, -1) if store else ():
+    for j in range(depth - 1, 0, -1) if store else ():
         found = [ACTIVATIONS.get((context, prints[j - 1], keys[i])) for i in todo]
         if all(f is not None for f in found):
             start, inputs = j, found
             break
-    was_training = module.training
-    module.eval()
-    bar = progress_bar(len(todo), _stages_label(module.n_blocks, k), verbose)
-    loaded = None if inputs is not None else iter(_input_loader(
-        samples, todo, batch_size, num_workers, device, preprocessor))
+    if inputs is None:
+        batches = runner.loader(SampleDataset(source, None, preprocessor, pixels=True), todo)
+    else:
+        batches = (collate_samples(inputs[lo:lo + batch_size], preprocessor)
+                   for lo in range(0, len(todo), batch_size))
+    bar = progress_bar(len(todo), _stages_label(module.n_blocks, depth), verbose)
+
+    def keep(i, out):
+        idx = todo[i * batch_size:(i + 1) * batch_size]
+        for index, row in zip(idx, split_batch(out, preprocessor)):
+            rows[index] = row.clone()
+            if store:
+                ACTIVATIONS.put((context, prints[depth - 1], keys[index]), rows[index])
+
     try:
-        with torch.inference_mode():
-            for lo in range(0, len(todo), batch_size):
-                idx = todo[lo:lo + batch_size]
-                batch = next(loaded)[0] if inputs is None else collate_samples(
-                    inputs[lo:lo + len(idx)], preprocessor)
-                batch = network_input(batch, preprocessor, device)
-                out = module.forward_prefix(batch, k, start).cpu()
-                for i, row in zip(idx, split_batch(out, preprocessor)):
-                    rows[i] = row.clone()
-                    if store:
-                        ACTIVATIONS.put((context, prints[k - 1], keys[i]), rows[i])
-                if bar is not None:
-                    bar.update(len(idx))
+        runner.run(batches, depth, start, each=keep, progress=bar)
     finally:
-        module.train(was_training)
         if bar is not None:
             bar.close()
     return rows
-
-
-def _input_loader(samples, indices, batch_size: int, num_workers: int, device, preprocessor):
-    """Batches of ``samples[indices]`` in order, decoded by ``num_workers`` processes."""
-    from torch.utils.data import DataLoader, Subset
-
-    from ._data import PairCollate, loader_options
-
-    # a private generator: no loader draws from torch's global one (see _random)
-    return DataLoader(Subset(samples, indices), batch_size=batch_size, shuffle=False,
-                      num_workers=num_workers, collate_fn=PairCollate(preprocessor),
-                      generator=torch.Generator(),
-                      **loader_options(num_workers, device, persistent=False))

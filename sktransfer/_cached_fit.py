@@ -12,7 +12,7 @@ different lengths (texts) stay a list and are padded per batch as before.
 :class:`CachedFit` decides what each epoch of one fit trains on:
 
 * the stages a strategy keeps frozen for the whole fit (``frozen_prefix``) are
-  cached once and the network starts after them (``module_.start``);
+  cached once and the network starts after them (``_stages.enter_at``);
 * a strategy that freezes more for some epochs (``frozen_prefix_at``: the
   head-only epochs of ``lp_ft`` and ``gradual``) gets those epochs trained on
   the cached output of the deeper prefix, computed when the phase starts; the
@@ -28,8 +28,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ._cache import ACTIVATIONS, activation_bytes
-from ._data import PreparedBatch, SampleDataset, TextPreprocessor, collate_samples
+from ._cache import ACTIVATIONS, activation_bytes, prefix_activations
+from ._data import PreparedBatch, TextPreprocessor, collate_samples
+from ._stages import enter_at
 from .freezing import checked_frozen_prefix, checked_frozen_prefix_at, declares_epoch_prefixes
 
 __all__ = ["Activations", "ActivationDataset", "CachedFit"]
@@ -122,44 +123,76 @@ class _EpochInputs(Dataset):
 
 
 class CachedFit:
-    """What each epoch of one fit of ``net`` (a ``TransferBase``) trains on.
+    """What each epoch of one fit trains on.
 
-    Built at the start of ``fit_loop``: checks ``cache``, computes the
-    whole-fit prefix (``depth`` stages, 0 = none), and :meth:`dataset` is the
-    data set to hand skorch. :meth:`begin_epoch` (after the strategy's
-    ``on_epoch_begin``) switches to a deeper cached prefix for the epochs whose
-    ``frozen_prefix_at`` asks for one. Use it as a context manager around the
-    training: on exit the network takes raw inputs again.
+    Built at the start of ``fit_loop`` (:meth:`for_net`): checks ``cache``,
+    computes the whole-fit prefix (``depth`` stages, 0 = none), and
+    :meth:`dataset` is the data set to hand skorch. :meth:`begin_epoch` (after
+    the strategy's ``on_epoch_begin``) switches to a deeper cached prefix for the
+    epochs whose ``frozen_prefix_at`` asks for one. Use it as a context manager
+    around the training: on exit the network takes raw inputs again.
+
+    Parameters
+    ----------
+    runner : StageRunner
+        Runs the network's stages over the training inputs (see ``_stages``).
+    strategy, context : the fitted freezing strategy and its ``FreezeContext``
+    source, y : the training input and the encoded target
+    make_dataset : callable
+        ``make_dataset(x, y)``: the fit's data set of inputs or activations (the
+        estimator's ``get_dataset``, which adds sample weights).
+    cache, cache_memory : the estimator's parameters
+    cache_context : str
+        What else the activations depend on (backbone, preprocessing; see ``_cache``).
+    augmenting : bool
+        Whether the training inputs are randomly augmented.
+    persistent_workers : bool
+        Whether the user asked for persistent data-loader workers that decode.
+    verbose : bool
     """
 
-    def __init__(self, net, source, y):
-        self.net, self.source, self.y = net, source, y
+    def __init__(self, runner, strategy, context, source, y, *, make_dataset, cache,
+                 cache_memory, cache_context: str, augmenting: bool,
+                 persistent_workers: bool, verbose: bool = False):
+        self.runner, self.strategy, self.context = runner, strategy, context
+        self.source, self.y = source, y
+        self._make_dataset = make_dataset
+        self.cache, self.cache_memory = cache, cache_memory
+        self._cache_context, self._verbose = cache_context, verbose
         self._bytes: dict[int, int] = {}
         self.frozen = self.depth = 0  # the strategy's whole-fit prefix; the cached one
         self.phased = False
         self.activations: Activations | None = None
         self._inputs: _EpochInputs | None = None
         self._base: Dataset | None = None
-        self._plan()
+        self._plan(augmenting, persistent_workers)
         self.current = self.depth
         self.used = self.depth > 0
 
-    # -- planning -------------------------------------------------------------------
-    def _plan(self) -> None:
-        net = self.net
-        if net.cache not in ("auto", True, False):
-            raise ValueError(f"cache must be 'auto', True or False, got {net.cache!r}")
-        ACTIVATIONS.set_max_bytes(net.cache_memory)  # the latest fit's budget, up or down
-        if net.cache is False:
-            return
-        self.frozen = checked_frozen_prefix(net.freezer_, net.freeze_context_)
-        per_epoch = declares_epoch_prefixes(net.freezer_)
+    @classmethod
+    def for_net(cls, net, source, y) -> "CachedFit":
+        """The :class:`CachedFit` of a fit of ``net`` (a ``TransferBase``) on ``source``."""
+        runner = net._stage_runner(source)
         loader = net.get_params_for("iterator_train")
-        workers = net._input_workers(self.source)
         # only persistence the user asked for: the default is dropped for a phased fit
-        # (see TransferBase.get_iterator), whose data set changes between epochs
-        persistent = workers > 0 and bool(loader.get("persistent_workers"))
-        if net.augment_ is not None:
+        # (see _stages.skorch_loader_defaults), whose data set changes between epochs
+        persistent = runner.num_workers > 0 and bool(loader.get("persistent_workers"))
+        return cls(runner, net.freezer_, net.freeze_context_, source, y,
+                   make_dataset=net.get_dataset, cache=net.cache,
+                   cache_memory=net.cache_memory, cache_context=net._activation_context(),
+                   augmenting=net.augment_ is not None, persistent_workers=persistent,
+                   verbose=net.verbose > 0)
+
+    # -- planning -------------------------------------------------------------------
+    def _plan(self, augmenting: bool, persistent: bool) -> None:
+        if self.cache not in ("auto", True, False):
+            raise ValueError(f"cache must be 'auto', True or False, got {self.cache!r}")
+        ACTIVATIONS.set_max_bytes(self.cache_memory)  # the latest fit's budget, up or down
+        if self.cache is False:
+            return
+        self.frozen = checked_frozen_prefix(self.strategy, self.context)
+        per_epoch = declares_epoch_prefixes(self.strategy)
+        if augmenting:
             return self._refuse("random augmentation makes the frozen output differ every "
                                 "epoch")
         if per_epoch and persistent and self.frozen == 0:
@@ -171,23 +204,24 @@ class CachedFit:
         self.phased = per_epoch and not persistent
         if self.frozen > 0 and self._fits(self.frozen):
             self.depth = self.frozen
-            self.activations = Activations(net._prefix_activations(self.source, self.depth),
-                                           net.preprocessor_)
+            self.activations = Activations(self._rows(self.depth), self.runner.preprocessor)
 
-    def _fits(self, k: int) -> bool:
-        """Whether the activations of stages ``0..k-1`` fit ``cache_memory`` (or raise)."""
-        if k not in self._bytes:
-            samples = SampleDataset(self.source, None, self.net.preprocessor_)
-            self._bytes[k] = activation_bytes(self.net.module_, samples, k, self.net.device,
-                                              self.net.preprocessor_)
-        if self._bytes[k] <= self.net.cache_memory:
+    def _rows(self, depth: int) -> list:
+        return prefix_activations(self.runner, self.source, depth, self._cache_context,
+                                  verbose=self._verbose)
+
+    def _fits(self, depth: int) -> bool:
+        """Whether the activations of stages ``0..depth-1`` fit ``cache_memory`` (or raise)."""
+        if depth not in self._bytes:
+            self._bytes[depth] = activation_bytes(self.runner, self.source, depth)
+        if self._bytes[depth] <= self.cache_memory:
             return True
-        self._refuse(f"the activations need {self._bytes[k] / 2**20:.0f} MiB, more than "
-                     f"cache_memory={self.net.cache_memory / 2**20:.0f} MiB")
+        self._refuse(f"the activations need {self._bytes[depth] / 2**20:.0f} MiB, more than "
+                     f"cache_memory={self.cache_memory / 2**20:.0f} MiB")
         return False
 
     def _refuse(self, reason: str) -> None:
-        if self.net.cache is True:
+        if self.cache is True:
             raise ValueError(f"cache=True but caching is not possible: {reason}")
 
     # -- the data skorch trains on -------------------------------------------------------
@@ -195,8 +229,8 @@ class CachedFit:
         """What to pass to skorch's ``fit_loop`` (the raw source when nothing is cached)."""
         if self.activations is None and not self.phased:
             return self.source
-        self._base = self.net.get_dataset(self.activations if self.activations is not None
-                                          else self.source, self.y)
+        self._base = self._make_dataset(self.activations if self.activations is not None
+                                        else self.source, self.y)
         if not self.phased:
             return self._base
         self._inputs = _EpochInputs(self._base)
@@ -206,24 +240,23 @@ class CachedFit:
         """Train ``epoch`` on the deepest cached prefix that its strategy keeps frozen."""
         if not self.phased:
             return
-        net = self.net
-        asked = checked_frozen_prefix_at(net.freezer_, net.freeze_context_, epoch,
-                                         self.frozen)
+        asked = checked_frozen_prefix_at(self.strategy, self.context, epoch, self.frozen)
         target = asked if asked > self.depth and self._fits(asked) else self.depth
         if target == self.current:
             return
         if target == self.depth:
             self._inputs.current = self._base
         else:
-            rows = net._prefix_activations(self.source, target)
-            self._inputs.current = net.get_dataset(Activations(rows, net.preprocessor_), self.y)
+            rows = Activations(self._rows(target), self.runner.preprocessor)
+            self._inputs.current = self._make_dataset(rows, self.y)
             self.used = True
-        net.module_.start = self.current = target
+        self.current = target
+        enter_at(self.runner.module, target)
 
     def __enter__(self):
-        self.net.module_.start = self.current
+        enter_at(self.runner.module, self.current)
         return self
 
     def __exit__(self, *exc):
-        self.net.module_.start = 0
+        enter_at(self.runner.module, 0)
         return False

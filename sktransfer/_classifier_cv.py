@@ -20,7 +20,7 @@ from ._common import make_backbone, read_input
 from ._network import TransferNet
 from ._recipe import BACKBONE_LR_SCALE, HEAD_WARMUP, HEAD_WARMUP_C, LABEL_SMOOTHING, MIN_STEPS
 from ._selection import N_SE, _check_n_se, brier_scorer, select
-from ._transfer import resolve_freeze_depth
+from ._network import resolve_freeze_depth
 
 __all__ = ["TransferClassifierCV", "DEFAULT_FREEZE_DEPTHS", "DEFAULT_CV"]
 
@@ -413,15 +413,15 @@ train_split, device, verbose
 
     @staticmethod
     def _resolved(depths, backbone) -> list[int]:
-        stages = [resolve_freeze_depth(d, backbone) for d in depths]
-        for i, k in enumerate(stages):
-            if k in stages[:i]:
-                other = depths[stages.index(k)]
+        resolved = [resolve_freeze_depth(d, backbone) for d in depths]
+        for i, depth in enumerate(resolved):
+            if depth in resolved[:i]:
+                other = depths[resolved.index(depth)]
                 raise ValueError(
                     f"freeze_depths {other!r} and {depths[i]!r} freeze the same part of "
                     f"backbone {backbone.name!r}, which has {backbone.n_blocks} blocks "
                     f"({backbone.n_blocks} means 'all'); list each candidate once")
-        return stages
+        return resolved
 
     # -- the chosen classifier -----------------------------------------------------------
     def predict(self, X):

@@ -10,16 +10,15 @@ import torch
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
-from torch.utils.data import DataLoader
 
 from ._cache import FEATURES, data_fingerprint, stage_fingerprints
 from ._common import (check_source_kind, make_backbone, preprocessor_for, progress_bar,
                       read_input, resolve_device, seeded)
-from ._data import (ImageInput, PairCollate, SampleDataset, VectorInput, check_num_workers,
-                    loader_options, network_input, resolve_num_workers, torch_ready)
-from ._fold import folded
+from ._data import VectorInput, check_num_workers, resolve_num_workers
+from ._bn_fold import folded
 from ._persist import (PlainStateMixin, architecture_source, backbone_meta, load_module_arrays,
                        module_arrays, restore_backbone_meta)
+from ._stages import StageRunner
 from ._text import TextInput
 from .backbones._spec import GlobalPool
 
@@ -52,20 +51,6 @@ class _Extractor(nn.Module):
         outs = [pooled[j] for j in range(len(self.taps))]
         self.widths = [out.shape[1] for out in outs]
         return torch.cat(outs, dim=1)
-
-
-def _compute(extractor, loader_or_batches, device, preprocessor, progress=None) -> np.ndarray:
-    outs = []
-    with torch.inference_mode():
-        for batch in loader_or_batches:
-            x = batch[0] if isinstance(batch, (list, tuple)) else batch
-            x = network_input(x, preprocessor, device)
-            if x.dim() == 4:
-                x = x.contiguous(memory_format=torch.channels_last)
-            outs.append(extractor(x).float().cpu())
-            if progress is not None:
-                progress.update(len(x))
-    return torch.cat(outs).numpy()
 
 
 class FeatureExtractor(PlainStateMixin, TransformerMixin, BaseEstimator):
@@ -121,7 +106,7 @@ class FeatureExtractor(PlainStateMixin, TransformerMixin, BaseEstimator):
     -----
     ``transform`` runs a copy of the network with each BatchNorm folded into
     the convolution before it (the same features up to float rounding, ~10 %
-    faster on CPU; see ``sktransfer._fold``). ``extractor_`` and ``backbone_``
+    faster on CPU; see ``sktransfer._bn_fold``). ``extractor_`` and ``backbone_``
     stay as built, and a network carrying forward hooks runs unfolded, so
     hooks see every layer.
 
@@ -282,58 +267,23 @@ class FeatureExtractor(PlainStateMixin, TransformerMixin, BaseEstimator):
         return out
 
     def _run(self, source) -> np.ndarray:
-        device = self.device_
         bar = progress_bar(len(source), f"{self.backbone} features",
                            bool(self.verbose) and len(source) > 1)
+        workers = 0 if isinstance(source, TextInput) else resolve_num_workers(
+            self.num_workers, source, self.batch_size)
+        runner = StageRunner(self._network(len(source)), self.preprocessor_, self.device_,
+                             self.batch_size, workers)
         try:
-            if isinstance(source, TextInput):
-                return self._run_text(source, bar)
-            workers = resolve_num_workers(self.num_workers, source, self.batch_size)
-            if source.form in ("array", "vector") and workers == 0:
-                batches = (self._array_batch(source, lo)
-                           for lo in range(0, len(source), self.batch_size))
-                return _compute(self._network(len(source)), batches, device, self.preprocessor_,
-                                bar)
-            # a private generator: a loader must not draw from torch's global one (_random.py)
-            loader = DataLoader(SampleDataset(source, None, self.preprocessor_, pixels=True),
-                                batch_size=self.batch_size, num_workers=workers,
-                                collate_fn=PairCollate(self.preprocessor_),
-                                generator=torch.Generator(),
-                                **loader_options(workers, device, persistent=False))
-            return _compute(self._network(len(source)), loader, device, self.preprocessor_, bar)
+            return runner.features(source, progress=bar)
         finally:
             if bar is not None:
                 bar.close()
 
     def _network(self, n_samples: int) -> nn.Module:
         """What runs on ``n_samples`` inputs: from one batch up, the BatchNorm-folded copy
-        (see ``sktransfer._fold``; folding resnet18 takes ~0.1 s, more than it saves on
+        (see ``sktransfer._bn_fold``; folding resnet18 takes ~0.1 s, more than it saves on
         fewer images), below that the copy only when it is already made."""
         return folded(self.extractor_, make=n_samples >= self.batch_size)
-
-    def _run_text(self, source, bar) -> np.ndarray:
-        """Tokenised in batches of similar length (less padding), returned in input order."""
-        pre = self.preprocessor_
-        ids = pre.encode(source.items)
-        order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
-        batches = (pre.collate([ids[i] for i in order[lo:lo + self.batch_size]])
-                   for lo in range(0, len(order), self.batch_size))
-        out = _compute(self._network(len(source)), batches, self.device_, pre, bar)
-        result = np.empty_like(out)
-        result[order] = out
-        return result
-
-    def _array_batch(self, source, lo):
-        """A batch straight from the array: uint8 -> float per batch, preprocessed at once."""
-        items = source.items
-        hi = min(lo + self.batch_size, len(source))
-        if source.form == "vector":
-            return torch.from_numpy(np.asarray(items[lo:hi], dtype=np.float32))
-        t = torch.from_numpy(torch_ready(items.array[lo:hi]))
-        t = {"nhwc": lambda a: a.permute(0, 3, 1, 2), "nhw": lambda a: a[:, None],
-             "nchw": lambda a: a}[items.layout](t)
-        t = t.float().div_(255.0) if not t.is_floating_point() else t.float()
-        return self.preprocessor_(t)
 
     def get_feature_names_out(self, input_features=None):
         """``featureextractor<i>`` names, one per output column.

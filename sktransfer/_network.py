@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import numbers
+
+import numpy as np
 import torch
 from torch import nn
 
 from ._recipe import set_norm_mode
 
-__all__ = ["TransferNet", "make_head"]
+__all__ = ["TransferNet", "make_head", "resolve_freeze_depth"]
 
 
 def make_head(num_features: int, n_outputs: int, hidden: int | None = None,
@@ -86,3 +89,28 @@ class TransferNet(nn.Module):
             stages[index].eval()
         set_norm_mode(stages, getattr(self, "norm_mode", "train"))
         return self
+
+
+def resolve_freeze_depth(freeze_depth, backbone) -> int:
+    """``freeze_depth`` -> number of frozen stages (``n_blocks + 1`` = whole backbone).
+
+    Stages are the backbone's blocks followed by its pool, so ``"all"`` and
+    ``n_blocks`` freeze the pool too (a linear probe).
+    """
+    n = backbone.n_blocks
+    names = ", ".join(backbone.block_names)
+    if isinstance(freeze_depth, str):
+        if freeze_depth == "all":
+            return n + 1
+        raise ValueError(f"freeze_depth={freeze_depth!r} is not understood; use an int in "
+                         f"-{n}..{n} or 'all' (backbone {backbone.name!r} has {n} blocks: {names})")
+    if isinstance(freeze_depth, (bool, np.bool_)) or not isinstance(freeze_depth, numbers.Integral):
+        raise TypeError(f"freeze_depth must be an int or 'all', got "
+                        f"{type(freeze_depth).__name__} {freeze_depth!r}")
+    depth = int(freeze_depth)
+    if not -n <= depth <= n:
+        raise ValueError(f"freeze_depth={depth} is out of range for backbone {backbone.name!r}, "
+                         f"which has {n} blocks ({names}): use 0..{n}, -{n}..-1 (counting from "
+                         f"the top) or 'all'")
+    depth = n + depth if depth < 0 else depth
+    return n + 1 if depth == n else depth

@@ -344,3 +344,40 @@ def check_recipe_params(est) -> None:
     _check_number(est.lr_warmup, "lr_warmup", 0, 1)
     if hasattr(est, "label_smoothing"):  # classifiers only
         _check_number(est.label_smoothing, "label_smoothing", 0, 1)
+
+
+def warm_up_new_head(net, X, y, cached, depth: int) -> None:
+    """Train ``net``'s new head on pooled features of its frozen backbone.
+
+    Runs at the start of a fit's training, and only while the head is untouched
+    since this fit initialised it (not after a warm start, a skops load, or a
+    callback such as LoadInitState loading one). ``cached`` are the fit's cached
+    activations of stages ``0..depth-1``: the pooled features themselves when
+    ``depth`` covers the whole backbone. Sets ``net.head_warmup_loss_``.
+    """
+    from ._cached_fit import Activations
+    from ._data import PairCollate
+    from ._stages import data_loader
+
+    fit = net._fit
+    initial, fit.initial_head = fit.initial_head, None
+    net.head_warmup_loss_ = None
+    untouched = all(torch.equal(p.detach(), q)
+                    for p, q in zip(net.module_.head.parameters(), initial))
+    if not net.head_warmup or not untouched:
+        return
+    n_stages = net.module_.n_blocks + 1
+    if cached is not None and depth == n_stages:
+        features = cached
+    else:
+        # via the cache: starts from the cached prefix, and head-only epochs reuse it
+        features = Activations(net._prefix_activations(X, n_stages, store=net.cache is not False),
+                               net.preprocessor_)
+    train, _ = net.get_split_datasets(features, y)
+    inputs, target = next(iter(data_loader(train, batch_size=len(train),
+                                           collate_fn=PairCollate())))
+    weights = None
+    if isinstance(inputs, dict):  # sample_weight (see SampleDataset)
+        inputs, weights = inputs["x"], inputs["sample_weight"].float().to(net.device)
+    net.head_warmup_loss_ = net._fit_head(net.module_.head, inputs.to(net.device),
+                                          target.to(net.device), weights)

@@ -17,7 +17,7 @@ import sktransfer
 from sktransfer import TransferClassifier, TransferClassifierCV
 from sktransfer._classifier_cv import DEFAULT_CV, DEFAULT_FREEZE_DEPTHS
 from sktransfer._selection import N_SE, select
-from sktransfer._transfer import resolve_freeze_depth
+from sktransfer._network import resolve_freeze_depth
 
 
 def tiny(**params):

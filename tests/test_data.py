@@ -293,7 +293,7 @@ def test_large_folder_is_decoded_lazily(tmp_path):
     finally:
         data.decode_path = real
     assert len(loaded) == len(paths)  # each file decoded once per epoch, in the loader
-    assert isinstance(clf._fit_source, type(None))
+    assert clf._fit is None  # the fit state (its source) is dropped after fit
     # 300 decoded 64x64 float images would be 14 MiB; the peak grows far less than a
     # decoded copy of the folder at full size would need (ru_maxrss is in KiB)
     assert (after - before) < 200 * 1024
@@ -677,13 +677,14 @@ def photo_files(tmp_path_factory):
 @pytest.mark.parametrize("freeze_depth", [0, "all"])  # skorch's loaders / the cache fill
 def test_workers_fit_and_transform_like_the_main_process(photo_files, freeze_depth,
                                                          monkeypatch):
-    import sktransfer._cache as cache
+    from sktransfer._stages import StageRunner
 
     paths, y = photo_files
     weights = np.linspace(0.5, 2.0, len(paths))
     fill_workers = []
-    real = cache._input_loader
-    monkeypatch.setattr(cache, "_input_loader", lambda *a: fill_workers.append(a[3]) or real(*a))
+    real = StageRunner.loader
+    monkeypatch.setattr(StageRunner, "loader",
+                        lambda self, *a: fill_workers.append(self.num_workers) or real(self, *a))
     results = {}
     for workers in (0, 2):
         clear_caches()  # each fit computes its cached activations itself

@@ -133,7 +133,7 @@ def test_pipeline_with_feature_extractor_on_the_cluster(client, data):
 @pytest.mark.parametrize("kind", ["files", "pil"])
 def test_grid_search_on_image_files_and_pil_on_the_cluster(client, data, kind, tmp_path):
     """dask runs tasks in worker threads: the loaders there start no nested workers and
-    fold no BatchNorm (see _data/_loader.py, _fold.py), and the search completes."""
+    fold no BatchNorm (see _data/_loader.py, _bn_fold.py), and the search completes."""
     from PIL import Image
 
     X, y = data

@@ -218,7 +218,7 @@ def test_frozen_prefix_is_honoured_beyond_freeze_depth(images):
     assert clf.cache_used_  # not capped at freeze_depth=0
     from sktransfer._cached_fit import CachedFit
 
-    assert CachedFit(clf, clf._predict_source(X), None).depth == clf.backbone_.n_blocks + 1
+    assert CachedFit.for_net(clf, clf._predict_source(X), None).depth == clf.backbone_.n_blocks + 1
     plain = _tiny_clf(freeze_strategy=_WholeBackboneFrozen(), freeze_depth=0,
                       cache=False).fit(X, y)
     np.testing.assert_allclose(clf.predict_proba(X), plain.predict_proba(X), atol=1e-5)

@@ -101,7 +101,7 @@ def test_saved_model_carries_no_training_data_or_caches(data):
     assert abs(len(blob_big) - len(blob_small)) < 20_000
     assert X[3].tobytes()[:256] not in blob_big
     restored = pickle.loads(blob_big)
-    assert getattr(restored, "_fit_source", None) is None
+    assert restored._fit is None
 
 
 def test_pickling_keeps_backbone_and_strategy_tied_to_the_network(data):
@@ -550,3 +550,30 @@ def test_skops_round_trip_of_unfitted_and_vector_models(tmp_path):
         if estimator.initialized_:
             np.testing.assert_array_equal(loaded.predict_proba(X), estimator.predict_proba(X))
             assert loaded.n_features_in_ == 4
+
+
+# -- what a plain (skops) state keeps, by name -----------------------------------------
+@pytest.mark.parametrize("make", ["classifier", "regressor"])
+def test_every_fitted_attribute_is_saved_or_rebuilt_by_name(data, make):
+    # a new fitted attribute (say module_stats_) must be listed, not silently left out
+    from sktransfer import TransferRegressor
+
+    X, y = data
+    est = _clf(max_epochs=1) if make == "classifier" else TransferRegressor(
+        "tiny_cnn", weights=None, max_epochs=1, random_state=0)
+    est.fit(X, y if make == "classifier" else (np.asarray(y) == y[0]).astype(float))
+    params = set(est.get_params(deep=False))
+    fitted = {k for k in vars(est) if k.endswith("_") and not k.startswith("_")} - params
+    saved, rebuilt = set(est._SAVED_FITTED), est._rebuilt_fitted()
+    assert not saved & rebuilt
+    assert fitted <= saved | rebuilt, sorted(fitted - saved - rebuilt)
+    state = est.__getstate__()
+    assert {k for k in fitted if k in state} == fitted & saved
+
+
+def test_an_unlisted_fitted_attribute_is_an_error_not_a_silent_loss(fitted):
+    est = pickle.loads(pickle.dumps(fitted))
+    est.module_stats_ = np.zeros(3)
+    with pytest.raises(TypeError, match="'module_stats_'.*neither _SAVED_FITTED nor "
+                                        "_REBUILT_FITTED"):
+        est.__getstate__()

@@ -117,13 +117,19 @@ class TokenPool(nn.Module):
 class Backbone:
     """A pretrained network described as an ordered list of blocks.
 
+    Two words, used the same way everywhere: a *block* is one of ``blocks`` (what
+    a backbone provider cuts the network into, what ``FeatureExtractor(layer=...)``
+    names); the *stages* are the blocks followed by ``pool``, what the network runs
+    and freezes (``stages``). ``freeze_depth`` counts blocks, and ``n_blocks`` (or
+    ``"all"``) freezes every stage, the pool included.
+
     Parameters
     ----------
     name : str
         The registry name.
     blocks : sequence of nn.Module
         Stem first; applied in order they map an input batch to the last
-        feature map (or vector). ``freeze_depth=k`` freezes ``blocks[:k]``.
+        feature map (or vector). ``freeze_depth=d`` freezes stages ``0..d-1``.
     pool : nn.Module
         Turns the last block's output into ``(N, num_features)``.
     num_features : int
@@ -193,6 +199,11 @@ class Backbone:
     @property
     def n_blocks(self) -> int:
         return len(self.blocks)
+
+    @property
+    def stages(self) -> list[nn.Module]:
+        """The blocks, then the pool: what the network runs in order and freezes."""
+        return [*self.blocks, self.pool]
 
     def block_pool(self, index: int, mode: str = "avg") -> nn.Module:
         """A module pooling the output of block ``index`` into ``(N, features)``."""

@@ -68,13 +68,13 @@ def checked_param_groups(strategy, ctx: FreezeContext) -> list[dict]:
     return groups
 
 
-def _check_frozen(strategy, ctx: FreezeContext, k: int, call: str, fix: str) -> None:
-    for index in range(k):
+def _check_frozen(strategy, ctx: FreezeContext, depth: int, call: str, fix: str) -> None:
+    for index in range(depth):
         trains = any(p.requires_grad for p in ctx.stages[index].parameters())
         if trains or index not in ctx.module.eval_stages:
             what = "has parameters that require a gradient" if trains else "is not in eval mode"
             raise ValueError(
-                f"freezing strategy {_name(strategy)}: {call} is {k}, but stage {index} "
+                f"freezing strategy {_name(strategy)}: {call} is {depth}, but stage {index} "
                 f"{what}. {fix}")
 
 
@@ -84,18 +84,18 @@ def checked_frozen_prefix(strategy, ctx: FreezeContext) -> int:
     The stages it names are cached for the whole fit, so they must be frozen now:
     no parameter requiring a gradient, and in eval mode (``ctx.freeze`` does both).
     """
-    k = strategy.frozen_prefix(ctx)
+    depth = strategy.frozen_prefix(ctx)
     n = len(ctx.stages)
-    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 0 <= k <= n:
+    if isinstance(depth, bool) or not isinstance(depth, numbers.Integral) or not 0 <= depth <= n:
         raise ValueError(f"freezing strategy {_name(strategy)}: frozen_prefix(ctx) must be an "
                          f"int in 0..{n} (the backbone has {n} stages: its blocks and its "
-                         f"pool), got {k!r}")
-    k = int(k)
-    _check_frozen(strategy, ctx, k, "frozen_prefix(ctx)",
+                         f"pool), got {depth!r}")
+    depth = int(depth)
+    _check_frozen(strategy, ctx, depth, "frozen_prefix(ctx)",
                   f"Stages counted in frozen_prefix are cached for the whole fit, so freeze "
-                  f"them in setup with ctx.freeze(0, {k}) (no gradients, eval mode), or return "
+                  f"them in setup with ctx.freeze(0, {depth}) (no gradients, eval mode), or return "
                   f"a smaller frozen_prefix.")
-    return k
+    return depth
 
 
 def declares_epoch_prefixes(strategy) -> bool:
@@ -118,16 +118,17 @@ def checked_frozen_prefix_at(strategy, ctx: FreezeContext, epoch: int, whole_fit
     """
     if not declares_epoch_prefixes(strategy):
         return whole_fit
-    k = strategy.frozen_prefix_at(ctx, epoch)
+    depth = strategy.frozen_prefix_at(ctx, epoch)
     n = len(ctx.stages)
-    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not whole_fit <= k <= n:
+    if isinstance(depth, bool) or not isinstance(depth, numbers.Integral) \
+            or not whole_fit <= depth <= n:
         raise ValueError(f"freezing strategy {_name(strategy)}: frozen_prefix_at(ctx, {epoch}) "
                          f"must be an int in {whole_fit}..{n}: at least frozen_prefix(ctx) = "
                          f"{whole_fit} (stages frozen for the whole fit are frozen in every "
-                         f"epoch), at most the {n} stages of the backbone; got {k!r}")
-    k = int(k)
-    _check_frozen(strategy, ctx, k, f"frozen_prefix_at(ctx, {epoch})",
+                         f"epoch), at most the {n} stages of the backbone; got {depth!r}")
+    depth = int(depth)
+    _check_frozen(strategy, ctx, depth, f"frozen_prefix_at(ctx, {epoch})",
                   f"Stages counted in frozen_prefix_at train that epoch on cached activations, "
-                  f"so freeze them in on_epoch_begin with ctx.freeze(0, {k}) (no gradients, "
+                  f"so freeze them in on_epoch_begin with ctx.freeze(0, {depth}) (no gradients, "
                   f"eval mode), or return a smaller number.")
-    return k
+    return depth

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from sktransfer import FeatureExtractor, clear_caches
-from sktransfer._fold import folded
+from sktransfer._bn_fold import folded
 
 
 def _norms(module):
