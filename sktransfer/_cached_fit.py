@@ -147,8 +147,6 @@ class CachedFit:
     # -- planning -------------------------------------------------------------------
     def _plan(self) -> None:
         net = self.net
-        if net.cache not in ("auto", True, False):
-            raise ValueError(f"cache must be 'auto', True or False, got {net.cache!r}")
         ACTIVATIONS.set_max_bytes(net.cache_memory)  # the latest fit's budget, up or down
         if net.cache is False:
             return

@@ -31,13 +31,13 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler, Subset
 from ._cache import ACTIVATIONS, activation_bytes, prefix_activations
 from ._cached_fit import ActivationDataset, Activations, CachedFit
 from ._common import check_source_kind, make_backbone, preprocessor_for, read_input, resolve_device
-from ._data import (PairCollate, SampleDataset, VectorInput, check_num_workers,
-                    dataset_source, loader_options, make_augment, network_input,
-                    resolve_num_workers)
+from ._constraints import check_params
+from ._data import (PairCollate, SampleDataset, VectorInput, dataset_source, loader_options,
+                    make_augment, network_input, resolve_num_workers)
 from ._persist import (PlainStateMixin, architecture_source, backbone_meta, load_module_arrays,
                        module_arrays, restore_backbone_meta)
 from ._random import FitRandomness, seeded
-from ._recipe import (LRSchedule, check_recipe_params, epochs_for, optimizer_groups,
+from ._recipe import (LRSchedule, epochs_for, optimizer_groups,
                       optimizer_kwargs, resolve_head_warmup_C, scaled_lr_setter)
 from ._sample_weight import check_sample_weight, reject_fit_params, weighted_loss
 from .freezing import FreezeContext, checked_param_groups, make_freezer
@@ -197,7 +197,6 @@ class TransferBase(PlainStateMixin, TransformerMixin):
 
     # -- fitting ----------------------------------------------------------------------
     def _prepare_fit(self, X, y, fitting: bool):
-        check_num_workers(self.num_workers)
         source = read_input(X, self.backbone if fitting else getattr(self, "backbone_",
                                                                      self.backbone))
         y_enc = self._encode_target(y, len(source), fitting)
@@ -228,6 +227,7 @@ class TransferBase(PlainStateMixin, TransformerMixin):
         say) raises and leaves the estimator as it was before the call.
         """
         reject_fit_params(f"{type(self).__name__}.fit", fit_params)
+        check_params(self)  # _parameter_constraints (see _constraints), before any work
         warm = bool(self.warm_start and getattr(self, "initialized_", False))
         with _restored_on_error(self, keep_weights=warm):
             source, y_enc = self._prepare_fit(X, y, fitting=True)
@@ -249,6 +249,7 @@ class TransferBase(PlainStateMixin, TransformerMixin):
             with self._on_device():
                 return super().partial_fit(X, y)
         reject_fit_params(f"{type(self).__name__}.partial_fit", fit_params)
+        check_params(self)
         fitting = not self.initialized_
         with _restored_on_error(self, keep_weights=not fitting):
             if fitting and before_first_fit is not None:
@@ -292,13 +293,6 @@ class TransferBase(PlainStateMixin, TransformerMixin):
             self.n_features_in_ = source.n_features
         elif hasattr(self, "n_features_in_"):
             del self.n_features_in_
-        if self.head_hidden is not None and (not isinstance(self.head_hidden, numbers.Integral)
-                                             or self.head_hidden < 1):
-            raise ValueError(f"head_hidden must be None or a positive int, got "
-                             f"{self.head_hidden!r}")
-        if not 0 <= float(self.head_dropout) < 1:
-            raise ValueError(f"head_dropout must be in [0, 1), got {self.head_dropout!r}")
-        check_recipe_params(self)
         module_kwargs = {"norm_mode": self.norm_mode, **self.get_params_for("module")}
         self.module_ = self.module(backbone, self._n_outputs(), head_hidden=self.head_hidden,
                                    head_dropout=float(self.head_dropout), **module_kwargs)

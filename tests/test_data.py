@@ -738,7 +738,8 @@ def test_explicit_skorch_loader_workers_win(photo_files):
 
 @pytest.mark.parametrize("value, error, message", [
     (-1, ValueError, r"num_workers must be 'auto' or an int >= 0, got -1"),
-    ("Auto", ValueError, r"num_workers='Auto' is not understood \(did you mean 'auto'\?\)"),
+    ("Auto", ValueError, r"num_workers='Auto'\): num_workers must be 'auto' or an int >= 0, "
+                         r"got 'Auto' \(did you mean 'auto'\?\)"),
     (1.5, TypeError, r"num_workers must be 'auto' or an int >= 0, got float 1.5"),
     (True, TypeError, r"got bool True"),
 ])
