@@ -142,7 +142,7 @@ class FeatureExtractor(PlainStateMixin, TransformerMixin, BaseEstimator):
         "backbone": [str], "weights": WEIGHTS,
         "layer": [None, Interval(Integral, None, None), str, list, tuple],
         "pooling": [StrOptions(GlobalPool.MODES + ("cls",))], "image_size": IMAGE_SIZE,
-        "batch_size": [Interval(Integral, 1, None, desc="a positive int")], "device": DEVICE,
+        "batch_size": [Interval(int, 1, None, desc="a positive int")], "device": DEVICE,
         "num_workers": NUM_WORKERS, "cache": ["boolean"],
         "memory": [None, str, os.PathLike, joblib.Memory], "random_state": ["random_state"],
         "verbose": ["verbose"],

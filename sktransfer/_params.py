@@ -48,7 +48,8 @@ TRANSFER_CONSTRAINTS = {
     "optimizer": [callable],
     "lr": [Interval(Real, 0, None)],
     "max_epochs": [Interval(Integral, 0, None)],
-    "batch_size": [Interval(Integral, 1, None), Options(Integral, [-1])],
+    # a Python int: torch's loaders refuse numpy integers
+    "batch_size": [Interval(int, 1, None, desc="an int >= 1"), Options(int, [-1])],
     "train_split": [None, callable],
     "device": DEVICE,
     "verbose": ["verbose"],
