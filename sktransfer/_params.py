@@ -28,7 +28,9 @@ TRANSFER_CONSTRAINTS = {
     "freeze_depth": [Interval(Integral, None, None), StrOptions(["all"])],
     "freeze_strategy": [str, HasMethods(STRATEGY_HOOKS, desc="a strategy object")],
     "image_size": IMAGE_SIZE,
-    "augment": [None, StrOptions(["light", "flip"], desc="'light', 'flip'"), callable],
+    # which name fits which input kind is checked with the backbone (make_augment)
+    "augment": [None, StrOptions(["light", "flip", "specaugment"],
+                                 desc="'light', 'flip', 'specaugment' (audio)"), callable],
     "head_hidden": [None, Interval(Integral, 1, None, desc="a positive int")],
     "head_dropout": [Interval(Real, 0, 1, closed="left", desc="in [0, 1)")],
     "cache": [StrOptions(["auto"]), "boolean"],
