@@ -185,8 +185,6 @@ class CachedFit:
 
     # -- planning -------------------------------------------------------------------
     def _plan(self, augmenting: bool, persistent: bool) -> None:
-        if self.cache not in ("auto", True, False):
-            raise ValueError(f"cache must be 'auto', True or False, got {self.cache!r}")
         ACTIVATIONS.set_max_bytes(self.cache_memory)  # the latest fit's budget, up or down
         if self.cache is False:
             return

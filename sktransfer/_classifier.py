@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import warnings
+from numbers import Real
 
 import numpy as np
 import torch
@@ -13,7 +14,9 @@ from sklearn.utils.validation import column_or_1d
 from skorch import NeuralNetClassifier
 from skorch.callbacks import EpochScoring
 
+from ._constraints import Interval
 from ._network import TransferNet
+from ._params import TRANSFER_CONSTRAINTS
 from ._recipe import (BACKBONE_LR_SCALE, HEAD_WARMUP, HEAD_WARMUP_C, LABEL_SMOOTHING, MIN_STEPS,
                       resolve_head_warmup_C, warm_up_head)
 from ._transfer import TransferBase, resolve_freeze_depth
@@ -233,6 +236,8 @@ class TransferClassifier(TransferBase, NeuralNetClassifier):
     """
 
     prefixes_ = NeuralNetClassifier.prefixes_ + ["freeze_strategy"]
+    _parameter_constraints = {**TRANSFER_CONSTRAINTS,
+                              "label_smoothing": [Interval(Real, 0, 1, closed="left")]}
 
     def __init__(self, backbone="resnet18", weights="DEFAULT", freeze_depth="all",
                  freeze_strategy="depth", image_size=None, augment=None, head_hidden=None,

@@ -17,10 +17,11 @@ from sklearn.utils.validation import _num_samples, check_is_fitted
 
 from ._classifier import TransferClassifier
 from ._common import make_backbone, read_input
-from ._network import TransferNet
+from ._constraints import check_params
+from ._network import TransferNet, resolve_freeze_depth
+from ._params import CLASSIFIER_CV_CONSTRAINTS
 from ._recipe import BACKBONE_LR_SCALE, HEAD_WARMUP, HEAD_WARMUP_C, LABEL_SMOOTHING, MIN_STEPS
-from ._selection import N_SE, _check_n_se, brier_scorer, select
-from ._network import resolve_freeze_depth
+from ._selection import N_SE, brier_scorer, select
 
 __all__ = ["TransferClassifierCV", "DEFAULT_FREEZE_DEPTHS", "DEFAULT_CV"]
 
@@ -176,6 +177,8 @@ train_split, device, verbose
     'U'
     """
 
+    _parameter_constraints = CLASSIFIER_CV_CONSTRAINTS  # see _params
+
     def __init__(self, backbone="resnet18", weights="DEFAULT",
                  freeze_depths=DEFAULT_FREEZE_DEPTHS, freeze_strategy="depth", image_size=None,
                  augment=None, head_hidden=None, head_dropout=0.0, cache="auto",
@@ -269,11 +272,7 @@ train_split, device, verbose
 
     # -- checks ----------------------------------------------------------------------------
     def _check_freeze_depths(self) -> list:
-        depths = self.freeze_depths
-        if isinstance(depths, (str, numbers.Integral)) or not hasattr(depths, "__iter__"):
-            raise ValueError(f"freeze_depths must be a list of freeze_depth candidates (ints or "
-                             f"'all'), e.g. freeze_depths=['all', -1, 0]; got {depths!r}")
-        depths = list(depths)
+        depths = list(self.freeze_depths)  # a collection (see _parameter_constraints)
         if not depths:
             raise ValueError("freeze_depths is empty; give at least one candidate, e.g. "
                              "freeze_depths=['all', -1, 0]")
@@ -329,9 +328,6 @@ train_split, device, verbose
                                          random_state=seed)
         elif isinstance(cv, numbers.Integral) and not isinstance(cv, (bool, np.bool_)):
             cv = StratifiedKFold(int(cv))
-        elif isinstance(cv, (bool, np.bool_, str, float)):
-            raise ValueError(f"cv must be None, an int, a scikit-learn splitter or an iterable "
-                             f"of (train, test) indices; got {cv!r}")
         cv = check_cv(cv, y, classifier=True)
         splits = list(cv.split(X, y))
         if not splits:
@@ -353,8 +349,9 @@ train_split, device, verbose
         -------
         self
         """
+        check_params(self)  # _parameter_constraints (see _constraints), before any work
         depths = self._check_freeze_depths()
-        n_se = _check_n_se(self.n_se)
+        n_se = float(self.n_se)
         params = self._transfer_params()
         base = TransferClassifier(freeze_depth=depths[0], **params)
         scorers = self._check_scoring(base)

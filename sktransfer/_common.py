@@ -82,9 +82,6 @@ def _paths_as_texts_error(source: TextInput, kind: str, what: str) -> ValueError
 
 def make_backbone(name, weights, source, image_size=None):
     """Build ``name`` for the data in ``source`` and check the two fit together."""
-    if not isinstance(name, str):
-        raise TypeError(f"backbone must be a registered name (str), got {type(name).__name__}; "
-                        f"see sktransfer.list_backbones()")
     kwargs = {"image_size": image_size}
     if isinstance(source, VectorInput):
         kwargs["in_features"] = source.n_features
@@ -121,9 +118,6 @@ def preprocessor_for(backbone, image_size=None) -> Preprocessor | None:
         return None
     if backbone.input_kind == "text":
         return TextPreprocessor(backbone.preprocessing)
-    if image_size is not None and (not isinstance(image_size, (int, np.integer))
-                                   or isinstance(image_size, bool) or image_size < 1):
-        raise ValueError(f"image_size must be None or a positive int, got {image_size!r}")
     if backbone.input_kind == "audio":
         return AudioPreprocessor(backbone.preprocessing.with_image_size(image_size))
     preprocessing = backbone.preprocessing.with_image_size(image_size)

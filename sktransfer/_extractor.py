@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+from numbers import Integral
 
+import joblib
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, TransformerMixin
@@ -14,8 +16,10 @@ from torch import nn
 from ._cache import FEATURES, data_fingerprint, stage_fingerprints
 from ._common import (check_source_kind, make_backbone, preprocessor_for, progress_bar,
                       read_input, resolve_device, seeded)
-from ._data import VectorInput, check_num_workers, resolve_num_workers
 from ._bn_fold import folded
+from ._constraints import Interval, StrOptions, check_params
+from ._data import VectorInput, resolve_num_workers
+from ._params import DEVICE, IMAGE_SIZE, NUM_WORKERS, WEIGHTS
 from ._persist import (PlainStateMixin, architecture_source, backbone_meta, load_module_arrays,
                        module_arrays, restore_backbone_meta)
 from ._stages import StageRunner
@@ -119,6 +123,16 @@ class FeatureExtractor(PlainStateMixin, TransformerMixin, BaseEstimator):
     (4, 64)
     """
 
+    _parameter_constraints = {
+        "backbone": [str], "weights": WEIGHTS,
+        "layer": [None, Interval(Integral, None, None), str, list, tuple],
+        "pooling": [StrOptions(GlobalPool.MODES + ("cls",))], "image_size": IMAGE_SIZE,
+        "batch_size": [Interval(int, 1, None, desc="a positive int")], "device": DEVICE,
+        "num_workers": NUM_WORKERS, "cache": ["boolean"],
+        "memory": [None, str, os.PathLike, joblib.Memory], "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
     def __init__(self, backbone="resnet18", weights="DEFAULT", layer=None, pooling="avg",
                  image_size=None, batch_size=64, device="auto", num_workers="auto", cache=True,
                  memory=None, random_state=None, verbose=0):
@@ -180,12 +194,7 @@ class FeatureExtractor(PlainStateMixin, TransformerMixin, BaseEstimator):
 
     def fit(self, X, y=None):
         """Resolve and load the backbone; check ``X`` fits it."""
-        if not isinstance(self.batch_size, (int, np.integer)) or self.batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, got {self.batch_size!r}")
-        check_num_workers(self.num_workers)
-        if self.pooling not in GlobalPool.MODES + ("cls",):
-            raise ValueError(f"pooling={self.pooling!r} is not one of "
-                             f"{GlobalPool.MODES + ('cls',)}")
+        check_params(self)  # _parameter_constraints (see _constraints), before any work
         source = read_input(X, self.backbone)
         self._build(source, self.weights)
         if isinstance(source, VectorInput):
@@ -240,6 +249,7 @@ class FeatureExtractor(PlainStateMixin, TransformerMixin, BaseEstimator):
     def transform(self, X) -> np.ndarray:
         """Features of ``X``: a float32 array ``(n_samples, n_features_out_)``."""
         check_is_fitted(self, "extractor_")
+        check_params(self)  # batch_size, cache, memory... may have changed since fit
         source = read_input(X, self.backbone_)
         check_source_kind(source, self.backbone_)
         if isinstance(source, VectorInput) and source.n_features != self.n_features_in_:
@@ -372,14 +382,9 @@ def _slice_view(view):
 
 
 def _disk_memory(memory):
-    import joblib
-
     if isinstance(memory, (str, os.PathLike)):
         return joblib.Memory(os.fspath(memory), verbose=0)
-    if isinstance(memory, joblib.Memory):
-        return memory
-    raise TypeError(f"memory must be None, a folder path or a joblib.Memory, got "
-                    f"{type(memory).__name__}")
+    return memory  # a joblib.Memory (see _parameter_constraints)
 
 
 def _compute_cached(self, source, key):

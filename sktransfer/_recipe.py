@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 from skorch.callbacks import Callback
 from torch import nn
@@ -58,8 +57,7 @@ from torch import nn
 __all__ = ["NORM_MODES", "LR_SCHEDULES", "HEAD_WARMUP", "BACKBONE_LR_SCALE", "LABEL_SMOOTHING",
            "HEAD_WARMUP_C", "BODY_HEAD_WARMUP_C", "MIN_STEPS", "resolve_head_warmup_C",
            "epochs_for", "set_norm_mode", "optimizer_groups", "LRSchedule", "scaled_lr_setter", "warm_up_head",
-           "warm_up_regression_head",
-           "check_recipe_params"]
+           "warm_up_regression_head"]
 
 NORM_MODES = ("frozen", "train")
 # defaults measured by benchmarks/finetune_quality.py (see benchmarks/README.md)
@@ -307,43 +305,6 @@ def _ridge_closed_form(linear: nn.Linear, head: nn.Module, features, target, C: 
         errors = ((X @ coef + intercept - Y) ** 2).sum(1)
         objective = ((w * errors).sum() + (coef ** 2).sum() / C) / total
     return float(objective)
-
-
-def _check_choice(value, name: str, options) -> None:
-    if value not in options:
-        raise ValueError(f"{name}={value!r} is not one of {list(options)}")
-
-
-def _check_number(value, name: str, low: float, high: float, *, integer=False,
-                  high_open=True) -> None:
-    kind = "an int" if integer else "a number"
-    ok_type = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
-        value, (bool, np.bool_))
-    if integer:
-        ok_type = ok_type and float(value).is_integer()
-    if not ok_type or not (low <= value < high if high_open else low <= value <= high) \
-            or not math.isfinite(value):
-        bound = f"[{low}, {high})" if high_open else f"[{low}, {high}]"
-        raise ValueError(f"{name} must be {kind} in {bound}, got {value!r}")
-
-
-def check_recipe_params(est) -> None:
-    """Validate the recipe's parameters of ``est`` (called in ``fit``)."""
-    _check_choice(est.norm_mode, "norm_mode", NORM_MODES)
-    _check_choice(est.lr_schedule, "lr_schedule", LR_SCHEDULES)
-    _check_number(est.head_warmup, "head_warmup", 0, math.inf, integer=True)
-    if not (isinstance(est.head_warmup_C, str) and est.head_warmup_C == "auto"):
-        if isinstance(est.head_warmup_C, str):
-            raise ValueError(f"head_warmup_C must be 'auto' or a number > 0, got "
-                             f"{est.head_warmup_C!r}")
-        _check_number(est.head_warmup_C, "head_warmup_C", 0, math.inf)
-        if est.head_warmup_C <= 0:
-            raise ValueError(f"head_warmup_C must be > 0, got {est.head_warmup_C!r}")
-    _check_number(est.min_steps, "min_steps", 0, math.inf, integer=True)
-    _check_number(est.backbone_lr_scale, "backbone_lr_scale", 0, math.inf)
-    _check_number(est.lr_warmup, "lr_warmup", 0, 1)
-    if hasattr(est, "label_smoothing"):  # classifiers only
-        _check_number(est.label_smoothing, "label_smoothing", 0, 1)
 
 
 def warm_up_new_head(net, X, y, cached, depth: int) -> None:

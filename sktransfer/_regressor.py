@@ -8,6 +8,7 @@ from sklearn.utils.validation import check_array
 from skorch import NeuralNetRegressor
 
 from ._network import TransferNet
+from ._params import TRANSFER_CONSTRAINTS
 from ._recipe import (BACKBONE_LR_SCALE, HEAD_WARMUP, resolve_head_warmup_C,
                       warm_up_regression_head)
 from ._transfer import TransferBase
@@ -79,6 +80,7 @@ optimizer, train_split, device, verbose
     """
 
     prefixes_ = NeuralNetRegressor.prefixes_ + ["freeze_strategy"]
+    _parameter_constraints = {**TRANSFER_CONSTRAINTS, "target_scaling": ["boolean"]}
 
     def __init__(self, backbone="resnet18", weights="DEFAULT", freeze_depth="all",
                  freeze_strategy="depth", image_size=None, augment=None, head_hidden=None,
@@ -131,9 +133,6 @@ optimizer, train_split, device, verbose
 
     def _scaled_target(self, y, sample_weight, fitting: bool):
         if fitting:
-            if not isinstance(self.target_scaling, (bool, np.bool_)):
-                raise TypeError(f"target_scaling must be True or False, got "
-                                f"{self.target_scaling!r}")
             mean, scale = np.zeros(y.shape[1]), np.ones(y.shape[1])
             if self.target_scaling:
                 mean = np.average(y, axis=0, weights=sample_weight)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import numbers
 
 import torch
 from sklearn.exceptions import NotFittedError
@@ -30,15 +29,15 @@ from torch.utils.data import Dataset, Subset
 from ._cache import prefix_activations
 from ._cached_fit import ActivationDataset, Activations, CachedFit
 from ._common import make_backbone, preprocessor_for, read_input, resolve_device
-from ._data import (SampleDataset, VectorInput, check_num_workers, make_augment, network_input,
-                    resolve_num_workers)
+from ._constraints import check_params
+from ._data import SampleDataset, VectorInput, make_augment, network_input, resolve_num_workers
 from ._fit_state import FitState, restored_on_error
 from ._inference import PredictionMixin
 from ._network import resolve_freeze_depth
 from ._persist import NetStateMixin
 from ._random import FitRandomness, seeded
-from ._recipe import (LRSchedule, check_recipe_params, epochs_for, optimizer_groups,
-                      optimizer_kwargs, scaled_lr_setter, warm_up_new_head)
+from ._recipe import (LRSchedule, epochs_for, optimizer_groups, optimizer_kwargs,
+                      scaled_lr_setter, warm_up_new_head)
 from ._sample_weight import check_sample_weight, reject_fit_params, weighted_loss
 from ._stages import StageRunner, autocast, skorch_loader_defaults
 from .freezing import FreezeContext, checked_param_groups, make_strategy
@@ -137,7 +136,6 @@ class TransferBase(NetStateMixin, PredictionMixin):
 
     # -- fitting ----------------------------------------------------------------------
     def _prepare_fit(self, X, y, fitting: bool):
-        check_num_workers(self.num_workers)
         source = read_input(X, self.backbone if fitting else getattr(self, "backbone_",
                                                                      self.backbone))
         y_enc = self._encode_target(y, len(source), fitting)
@@ -168,6 +166,7 @@ class TransferBase(NetStateMixin, PredictionMixin):
         say) raises and leaves the estimator as it was before the call.
         """
         reject_fit_params(f"{type(self).__name__}.fit", fit_params)
+        check_params(self)  # _parameter_constraints (see _constraints), before any work
         warm = bool(self.warm_start and getattr(self, "initialized_", False))
         return self._train(X, y, sample_weight, fitting=True, resume=warm)
 
@@ -177,6 +176,7 @@ class TransferBase(NetStateMixin, PredictionMixin):
 
     def _partial_fit(self, X, y, sample_weight, fit_params, before_first_fit=None):
         reject_fit_params(f"{type(self).__name__}.partial_fit", fit_params)
+        check_params(self)
         fitting = not self.initialized_
         return self._train(X, y, sample_weight, fitting=fitting, resume=not fitting,
                            before_first_fit=before_first_fit)
@@ -229,13 +229,6 @@ class TransferBase(NetStateMixin, PredictionMixin):
             self.n_features_in_ = source.n_features
         elif hasattr(self, "n_features_in_"):
             del self.n_features_in_
-        if self.head_hidden is not None and (not isinstance(self.head_hidden, numbers.Integral)
-                                             or self.head_hidden < 1):
-            raise ValueError(f"head_hidden must be None or a positive int, got "
-                             f"{self.head_hidden!r}")
-        if not 0 <= float(self.head_dropout) < 1:
-            raise ValueError(f"head_dropout must be in [0, 1), got {self.head_dropout!r}")
-        check_recipe_params(self)
         module_kwargs = {"norm_mode": self.norm_mode, **self.get_params_for("module")}
         self.module_ = self.module(backbone, self._n_outputs(), head_hidden=self.head_hidden,
                                    head_dropout=float(self.head_dropout), **module_kwargs)

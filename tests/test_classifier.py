@@ -101,7 +101,7 @@ def test_freeze_depth_resolution(images, depth, expected):
     (5, ValueError, r"freeze_depth=5 is out of range for backbone 'tiny_cnn', which has 4 "
                     r"blocks \(stem, stage1, stage2, stage3\): use 0\.\.4, -4\.\.-1"),
     (-5, ValueError, "out of range"),
-    ("some", ValueError, "not understood"),
+    ("some", ValueError, r"freeze_depth must be an int or 'all', got 'some'"),
     (1.5, TypeError, "must be an int or 'all'"),
     (True, TypeError, "must be an int"),
 ])

@@ -583,3 +583,42 @@ def test_readme_commands_parse():
             parser.parse_args(argv)
         except SystemExit:  # pragma: no cover - the failure message names the command
             pytest.fail(f"README command does not parse: sktransfer {' '.join(argv)}")
+
+
+def test_fit_dir_and_predict_dir_see_the_same_images_with_links_in_the_tree(
+        capsys, image_dir, tmp_path, monkeypatch):
+    """One folder walker (``list_files``): links are followed, or skipped, the same way."""
+    import sktransfer._data
+
+    store = image_dir / ".more"  # hidden: listed only through the link below
+    store.mkdir()
+    for i in range(2):
+        Image.new("RGB", (32, 32), (0, 0, 250)).save(store / f"extra{i}.png")
+    (image_dir / "blue" / "more").symlink_to(store)
+    elsewhere = tmp_path / "elsewhere"  # outside the folder: skipped by both
+    elsewhere.mkdir()
+    Image.new("RGB", (32, 32), (250, 0, 0)).save(elsewhere / "stray.png")
+    (image_dir / "red" / "out").symlink_to(elsewhere)
+    (image_dir / "red" / "alias.png").symlink_to(image_dir / "red" / "red0.png")  # a file link
+
+    seen = {}
+    real = sktransfer._data.load_image_folder
+
+    def recording(path, *args, **kwargs):
+        seen["fit"], labels = real(path, *args, **kwargs)
+        return seen["fit"], labels
+
+    monkeypatch.setattr(sktransfer._data, "load_image_folder", recording)
+    out_file = tmp_path / "m.joblib"
+    skipped = f"skipped folder link '{image_dir / 'red' / 'out'}'"
+    with pytest.warns(UserWarning, match=skipped):
+        code, _, err = run(capsys, "fit", image_dir, *FAST_FIT, "--out", out_file, "--quiet")
+    assert code == 0, err
+    assert "on 15 samples" in err
+    with pytest.warns(UserWarning, match=skipped):
+        code, out, err = run(capsys, "predict", out_file, image_dir)
+    assert code == 0, err
+    predicted = [row[0] for row in csv.reader(io.StringIO(out))][1:]
+    assert sorted(predicted) == sorted(seen["fit"])
+    names = {Path(p).name for p in predicted}
+    assert {"extra0.png", "extra1.png", "alias.png"} <= names and "stray.png" not in names

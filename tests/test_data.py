@@ -739,7 +739,8 @@ def test_explicit_skorch_loader_workers_win(photo_files):
 
 @pytest.mark.parametrize("value, error, message", [
     (-1, ValueError, r"num_workers must be 'auto' or an int >= 0, got -1"),
-    ("Auto", ValueError, r"num_workers='Auto' is not understood \(did you mean 'auto'\?\)"),
+    ("Auto", ValueError, r"num_workers='Auto'\): num_workers must be 'auto' or an int >= 0, "
+                         r"got 'Auto' \(did you mean 'auto'\?\)"),
     (1.5, TypeError, r"num_workers must be 'auto' or an int >= 0, got float 1.5"),
     (True, TypeError, r"got bool True"),
 ])
@@ -760,3 +761,20 @@ def test_num_workers_is_grid_searchable(base):
     search = GridSearchCV(TransferClassifier("tiny_cnn", weights=None, max_epochs=1,
                                              device="cpu"), {"num_workers": [0, "auto"]}, cv=2)
     assert search.fit(X, y).best_params_["num_workers"] in (0, "auto")
+
+
+def test_list_files_is_the_one_folder_walker(tmp_path):
+    from sktransfer._data import list_files
+
+    root = tmp_path / "root"
+    (root / "a" / "deep").mkdir(parents=True)
+    (root / ".hidden").mkdir()
+    for name in ("top.png", "a/1.png", "a/deep/2.jpg", ".hidden/3.png", "a/.4.png",
+                 "a/notes.txt"):
+        Image.new("RGB", (4, 4)).save(root / name) if name.endswith(("png", "jpg")) \
+            else (root / name).write_text("x")
+    (root / "a" / "store").symlink_to(root / ".hidden")  # inside the root, listed nowhere else
+    (root / "a" / "copy.png").symlink_to(root / "top.png")
+    found = [str(Path(p).relative_to(root)) for p in list_files(root, (".png", "jpg"))]
+    assert found == ["a/1.png", "a/copy.png", "a/deep/2.jpg", "a/store/3.png", "top.png"]
+    assert list_files(root, [".txt"]) == [str(root / "a" / "notes.txt")]

@@ -155,7 +155,7 @@ def test_label_smoothing_reaches_the_criterion(images):
 
 
 @pytest.mark.parametrize("param, value, match", [
-    ("norm_mode", "eval", r"norm_mode='eval' is not one of \['frozen', 'train'\]"),
+    ("norm_mode", "eval", r"norm_mode='eval'\): norm_mode must be one of \['frozen', 'train'\]"),
     ("lr_schedule", "step", "lr_schedule='step'"),
     ("head_warmup", -1, r"head_warmup must be an int in \[0"),
     ("head_warmup", 2.5, "head_warmup must be an int"),
@@ -267,7 +267,7 @@ def test_min_steps_raises_the_epochs_of_a_tiny_fit(images):
 
 @pytest.mark.parametrize("param, value, match", [
     ("head_warmup_C", "soft", "head_warmup_C must be 'auto' or a number > 0"),
-    ("head_warmup_C", 0, "head_warmup_C must be > 0"),
+    ("head_warmup_C", 0, "head_warmup_C must be 'auto' or a number > 0, got 0"),
     ("min_steps", -1, r"min_steps must be an int in \[0"),
     ("min_steps", 2.5, "min_steps must be an int"),
 ])

@@ -19,24 +19,29 @@ One module per step: ``_inputs`` (``as_input``: validation, the input kinds),
 resize / crop, normalisation, datasets and batching), ``_resize`` (the resize +
 centre crop, for float tensors and for 8-bit PIL images), ``_loader`` (worker
 processes and pinned memory for the data loaders), ``_augment`` and
-``_folders`` (``load_image_folder``, ``load_audio_folder``). The caller's ``X`` is never modified.
+``_folders`` (``load_image_folder``, ``load_audio_folder``, and ``list_files``, the one
+folder walker they and the command line share), ``_tables`` (CSV files of paths or texts
+and labels). The caller's ``X`` is never modified.
 """
 
 from .._text import TextInput, TextPreprocessor
 from ._arrays import torch_ready
 from ._augment import make_augment
-from ._folders import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, load_audio_folder, load_image_folder
+from ._folders import (AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, list_files, load_audio_folder,
+                       load_image_folder)
 from ._inputs import ImageInput, VectorInput, as_input
 from ._loader import (check_num_workers, dataset_source, loader_options, resolve_num_workers,
                       worker_context)
 from ._preprocess import (PairCollate, PreparedBatch, Preprocessor, SampleDataset,
                           collate_samples, network_input, split_batch)
 from ._resize import MAX_ASPECT_RATIO
+from ._tables import csv_items, is_csv, numeric_column, read_csv
 
 __all__ = ["ImageInput", "VectorInput", "TextInput", "as_input", "SampleDataset", "Preprocessor",
            "TextPreprocessor", "collate_samples", "split_batch", "PairCollate",
            "PreparedBatch", "network_input",
-           "load_image_folder", "load_audio_folder", "make_augment", "IMAGE_EXTENSIONS",
+           "load_image_folder", "load_audio_folder", "list_files", "is_csv", "read_csv",
+           "numeric_column", "csv_items", "make_augment", "IMAGE_EXTENSIONS",
            "AUDIO_EXTENSIONS", "MAX_ASPECT_RATIO",
            "torch_ready", "check_num_workers", "resolve_num_workers", "loader_options",
            "worker_context", "dataset_source"]

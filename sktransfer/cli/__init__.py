@@ -12,7 +12,8 @@ the same folder and renamed over the target only when complete, so a failed or
 interrupted command (Ctrl-C exits 130) leaves an existing file untouched.
 
 Modules: ``_parser`` (arguments), ``_commands``, ``_evaluate`` and ``_download``
-(what each subcommand does), ``_reading`` (folders, CSV files, image files),
+(what each subcommand does), ``_reading`` (DATA for a command, in its flags; the folder
+walker and the CSV reader themselves are ``sktransfer._data``'s),
 ``_models`` (skops / joblib files), ``_output`` (tables, plots, colour, progress), ``_errors``
 (library errors said with the command's own words).
 """

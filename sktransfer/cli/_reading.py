@@ -2,86 +2,21 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
+from .._data import csv_items, is_csv, list_files, numeric_column
+from .._data import read_csv as _read_csv
 from .._files import check_regular_file
-from ._errors import CLIError
+from ._errors import PROG, CLIError
 
-__all__ = ["check_data_exists", "is_csv", "read_csv", "read_labelled", "csv_items", "image_files", "class_counts"]
-
-
-def is_csv(path: str) -> bool:
-    return str(path).lower().endswith(".csv")
+__all__ = ["check_data_exists", "is_csv", "read_csv", "read_labelled", "csv_items", "image_files",
+           "class_counts"]
 
 
 def read_csv(path: str, columns: list[str]) -> list[list[str]]:
-    """The given columns of a CSV file (header line first), as lists of str."""
-    if not Path(path).is_file():
-        raise CLIError(f"CSV file not found: {path!r}")
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            reader = csv.DictReader(f)
-            header = reader.fieldnames or []
-            missing = [c for c in columns if c not in header]
-            if missing:
-                raise CLIError(f"{path!r} has no column {missing[0]!r}; its columns are "
-                               f"{header}. Name the columns with --text-column and "
-                               f"--label-column")
-            rows = [[row[c] for c in columns] for row in reader]
-    except UnicodeDecodeError as exc:
-        raise CLIError(f"{path!r} is not UTF-8 text: {exc}") from exc
-    except csv.Error as exc:
-        raise CLIError(f"{path!r} is not a readable CSV file: {exc}") from exc
-    for line, row in enumerate(rows, start=2):
-        for column, value in zip(columns, row):
-            if value is None:
-                raise CLIError(f"{path!r} line {line}: no value in column {column!r} (the "
-                               f"row has fewer fields than the header)")
-    if not rows:
-        raise CLIError(f"{path!r} has a header but no rows")
-    return [list(col) for col in zip(*rows)]
-
-
-def _numeric_targets(path: str, column: str, values: list[str]):
-    """A CSV column as float targets; the first non-number is named with its line."""
-    import numpy as np
-
-    out = np.empty(len(values), dtype=np.float64)
-    for line, value in enumerate(values, start=2):
-        try:
-            out[line - 2] = float(value)
-        except ValueError:
-            out[line - 2] = np.nan
-        if not np.isfinite(out[line - 2]):
-            raise CLIError(f"{path!r} line {line}: {value!r} in column {column!r} is not a "
-                           f"finite number; --task regression needs a numeric target in "
-                           f"every row")
-    return out
-
-
-def csv_items(path: str, values: list[str], column: str, input_kind: str | None) -> list[str]:
-    """The items of a CSV column as the model reads them.
-
-    For a text backbone they are texts, unchanged. Otherwise they are image paths: a
-    relative one is relative to the CSV file's folder (so the CSV and its images can
-    move together), an absolute one stays as written, and a missing file is named
-    as written and where it was looked for.
-    """
-    if input_kind == "text":
-        return values
-    what = "audio file" if input_kind == "audio" else "image file"
-    folder = Path(path).parent
-    items = []
-    for line, value in enumerate(values, start=2):
-        written = Path(value).expanduser()
-        where = written if written.is_absolute() else folder / written
-        if not where.exists():
-            raise CLIError(f"{path!r} line {line}: {what} {value!r} in column {column!r} "
-                           f"not found (looked for {str(where)!r}; relative paths are read from "
-                           f"the CSV file's folder)")
-        items.append(str(where))
-    return items
+    """The given columns of a CSV file, with the flags that name other columns."""
+    return _read_csv(path, columns,
+                     missing_hint=" Name the columns with --text-column and --label-column")
 
 
 def check_data_exists(data: str) -> None:
@@ -107,7 +42,9 @@ def read_labelled(data: str, args, input_kind: str | None):
         texts, values = read_csv(data, [args.text_column, args.label_column])
         items = csv_items(data, texts, args.text_column, input_kind)
         if regression:
-            return items, _numeric_targets(data, args.label_column, values)
+            return items, numeric_column(data, args.label_column, values,
+                                         why="; --task regression needs a numeric target in "
+                                             "every row")
         labels = np.asarray(values)
         if len(set(labels.tolist())) < 2:
             raise CLIError(f"{data!r} has one label ({labels[0]!r}) in column "
@@ -138,10 +75,8 @@ def image_files(items, input_kind: str | None = None) -> list[str]:
     files = []
     for item in items:
         p = Path(item)
-        if p.is_dir():
-            found = sorted(str(f) for f in p.rglob("*") if f.is_file()
-                           and f.suffix.lower() in extensions
-                           and not any(part.startswith(".") for part in f.relative_to(p).parts))
+        if p.is_dir():  # listed as fit lists its class folders (load_image_folder)
+            found = list_files(p, extensions, what=what, caller=f"{PROG} predict")
             if not found:
                 raise CLIError(f"no {what} files found in folder {item!r}")
             files += found

@@ -124,7 +124,9 @@ def list_strategies(filter: str | None = None) -> list[str]:  # noqa: A002
     return STRATEGIES.list(filter)
 
 
-_HOOKS = ("setup", "param_groups", "on_epoch_begin", "penalty", "frozen_prefix")
+#: the methods a strategy object has (a FreezeStrategy subclass inherits them all)
+STRATEGY_HOOKS = _HOOKS = ("setup", "param_groups", "on_epoch_begin", "penalty",
+                           "frozen_prefix")
 
 
 def make_strategy(strategy, options: dict) -> FreezeStrategy:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from numbers import Integral, Real
+
 from torch import nn
 
+from .._constraints import Interval, check_value
 from ._base import FreezeContext, FreezeStrategy
 
 __all__ = ["DepthFreezer", "GradualUnfreezer", "DiscriminativeLR", "BitFit", "LinearProbeThenFineTune"]
@@ -28,9 +31,10 @@ class GradualUnfreezer(FreezeStrategy):
         Epochs between two unfreezing steps.
     """
 
+    _parameter_constraints = {"every": [Interval(Integral, 1, None, desc="a positive int")]}
+
     def __init__(self, every: int = 1):
-        if not isinstance(every, int) or every < 1:
-            raise ValueError(f"gradual: 'every' must be a positive int, got {every!r}")
+        check_value("gradual", "every", every, self._parameter_constraints["every"])
         self.every = every
 
     def setup(self, ctx: FreezeContext) -> None:
@@ -67,9 +71,10 @@ class DiscriminativeLR(FreezeStrategy):
         Factor between neighbouring stages, in (0, 1].
     """
 
+    _parameter_constraints = {"decay": [Interval(Real, 0, 1, closed="right", desc="in (0, 1]")]}
+
     def __init__(self, decay: float = 0.5):
-        if not isinstance(decay, (int, float)) or not 0 < decay <= 1:
-            raise ValueError(f"discriminative: decay must be in (0, 1], got {decay!r}")
+        check_value("discriminative", "decay", decay, self._parameter_constraints["decay"])
         self.decay = decay
 
     def param_groups(self, ctx: FreezeContext) -> list[dict]:
@@ -124,10 +129,11 @@ class LinearProbeThenFineTune(FreezeStrategy):
         First fine-tuning epoch (0-based); None = half of ``max_epochs``.
     """
 
+    _parameter_constraints = {"switch_epoch": [None, Interval(Integral, 0, None)]}
+
     def __init__(self, switch_epoch: int | None = None):
-        if switch_epoch is not None and (not isinstance(switch_epoch, int) or switch_epoch < 0):
-            raise ValueError(f"lp_ft: switch_epoch must be None or an int >= 0, got "
-                             f"{switch_epoch!r}")
+        check_value("lp_ft", "switch_epoch", switch_epoch,
+                    self._parameter_constraints["switch_epoch"])
         self.switch_epoch = switch_epoch
 
     def _switch(self, ctx: FreezeContext) -> int:
