@@ -186,12 +186,13 @@ def sktransfer_classifier(weights_path: str, depth, args, seed: int, **params):
     from sktransfer import TransferClassifier
 
     # the naive side's training (plain AdamW at one lr, BatchNorm in train mode, no
-    # head warm-up): these scripts time the machinery, finetune_quality.py the recipe
+    # head warm-up, exactly max_epochs epochs: no step floor): these scripts time the
+    # machinery, finetune_quality.py the recipe
     return TransferClassifier(
         backbone="resnet18", weights=weights_path, freeze_depth=depth,
         image_size=args.size, lr=args.lr, max_epochs=args.epochs,
         batch_size=args.batch_size, random_state=seed, device="cpu", verbose=0,
-        norm_mode="train", head_warmup=0, lr_schedule="constant", **params)
+        norm_mode="train", head_warmup=0, lr_schedule="constant", min_steps=0, **params)
 
 
 # -- measuring ------------------------------------------------------------------------
