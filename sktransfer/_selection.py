@@ -36,8 +36,10 @@ def brier_scorer(estimator, X, y, sample_weight=None) -> float:
     the right class, and unlike the log-loss one confident mistake cannot swamp a
     fold. Any labels work (scikit-learn's ``"neg_brier_score"`` needs a
     ``pos_label`` for two string classes); a label the estimator never saw counts
-    as a probability of 0 for the true class. It is :class:`TransferClassifierCV`'s
-    default ``scoring``; in ``GridSearchCV`` pass ``scoring=brier_scorer``.
+    as a probability of 0 for the true class. :class:`TransferClassifierCV` scores
+    by it and accuracy together by default; in ``GridSearchCV`` pass
+    ``scoring={"accuracy": "accuracy", "brier": brier_scorer}`` with
+    ``refit=functools.partial(select_most_frozen, scorer=["accuracy", "brier"])``.
     """
     proba = np.asarray(estimator.predict_proba(X), dtype=float)
     y = np.asarray(y)
@@ -191,8 +193,9 @@ def select_most_frozen(cv_results, *, n_se=N_SE, scorer=None) -> int:
     n_se : float, default=N_SE (0.5)
         How many standard errors of the paired differences count as noise; 0
         picks the best mean (ties to the most frozen), 1 is the classic
-        one-standard-error rule. 0.5 with ``scoring=brier_scorer`` met the
-        selection targets of ``benchmarks/small_data.py``'s image tasks. For another value in
+        one-standard-error rule. 0.5 with accuracy and the Brier score together
+        met the selection targets of ``benchmarks/small_data.py`` on seeds 0-4 (and
+        on 4 of 5 tasks on fresh seeds; benchmarks/README.md). For another value in
         ``GridSearchCV`` use ``functools.partial(select_most_frozen, n_se=1)``.
     scorer : None, str or list of str, default=None
         With several scorers (``scoring`` a list or dict), the name of the one
