@@ -114,6 +114,61 @@ def compare(folder: Path, logs: list[str]) -> None:
               f"({max(regrets):.3f}) |")
 
 
+def logged_folds(logs: list[str]) -> dict:
+    """{(task, seed): cv_results} from the fold lines of small_data.py ``--rows cv`` logs."""
+    pattern = re.compile(r"\[(\w+) seed (\d+)\] cv folds freeze_depth=(\S+) (\w+): ([-\d. ]+)")
+    found = {}
+    for log in logs:
+        for m in pattern.finditer(Path(log).read_text()):
+            task, seed, depth, name = m.group(1), int(m.group(2)), m.group(3), m.group(4)
+            folds = found.setdefault((task, seed), {})
+            folds.setdefault(depth, {})[name] = [float(v) for v in m.group(5).split()]
+    results = {}
+    for key, folds in found.items():
+        depths = list(folds)
+        names = list(folds[depths[0]])
+        res = {"params": [{"freeze_depth": d if d == "all" else int(d)} for d in depths]}
+        for name in names:
+            for s in range(len(folds[depths[0]][name])):
+                res[f"split{s}_test_{name}"] = np.array([folds[d][name][s] for d in depths])
+        results[key] = (depths, names, res)
+    return results
+
+
+def replay(logs: list[str], n_se: float, min_diffs: list[float]) -> None:
+    """TransferClassifierCV's rule at each ``min_diff`` on logged fold scores (3 decimals)."""
+    held_out = test_accuracies(logs)
+    chosen_by_cv = {}
+    pattern = re.compile(r"\[(\w+) seed (\d+)\] TransferClassifierCV: [\d.]+ \([\d.]+ s\) (\S+)")
+    for log in logs:
+        for m in pattern.finditer(Path(log).read_text()):
+            chosen_by_cv[(m.group(1), int(m.group(2)))] = m.group(3)
+    table = {}
+    for (task, seed), (depths, names, res) in sorted(logged_folds(logs).items()):
+        best = max(held_out[(task, seed, d)] for d in depths)
+        row = table.setdefault(task, {"seeds": [], "logged": []})
+        row["seeds"].append(seed)
+        logged = chosen_by_cv.get((task, seed))
+        row["logged"].append((logged, held_out[(task, seed, logged)] if logged else np.nan,
+                              best))
+        for min_diff in min_diffs:
+            pick = depths[select(res, n_se, unresolved_frozen_rank, scorer=names,
+                                 min_diff=min_diff)]
+            acc = held_out[(task, seed, pick)]
+            row.setdefault(min_diff, []).append((pick, acc, best))
+    print(f"n_se={n_se}; 'logged': the choice TransferClassifierCV made in the run")
+    print("| task | seeds | min_diff | choices | held-out accuracy | regret (max) |")
+    print("|---|---|---|---|---|---|")
+    for task, row in table.items():
+        for label in ["logged"] + list(min_diffs):
+            picks = row[label]
+            regrets = [b - a for _, a, b in picks]
+            print(f"| {task} | {min(row['seeds'])}-{max(row['seeds'])} | {label} | "
+                  f"{', '.join(str(p) for p, _, _ in picks)} | "
+                  f"{np.mean([a for _, a, _ in picks]):.3f} | {np.mean(regrets):.3f} "
+                  f"({max(regrets):.3f}) |")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -125,8 +180,15 @@ def main(argv=None):
     cmp_.add_argument("--out", type=Path, default=Path("selection_rules"))
     cmp_.add_argument("--log", nargs="+", required=True,
                       help="small_data.py output(s) with the candidates' held-out accuracies")
+    rep = sub.add_parser("replay", help="the default rule at several min_diff values, on the "
+                                        "fold scores a small_data.py --rows cv log printed")
+    rep.add_argument("--log", nargs="+", required=True)
+    rep.add_argument("--n-se", type=float, default=0.5)
+    rep.add_argument("--min-diff", nargs="+", type=float, default=[0.0, 0.005, 0.01, 0.02])
     args = parser.parse_args(argv)
-    if args.command == "record":
+    if args.command == "replay":
+        replay(args.log, args.n_se, args.min_diff)
+    elif args.command == "record":
         torch.set_num_threads(1)
         args.out.mkdir(parents=True, exist_ok=True)
         for task in args.tasks:

@@ -21,7 +21,7 @@ from ._constraints import check_params
 from ._network import TransferNet, resolve_freeze_depth
 from ._params import CLASSIFIER_CV_CONSTRAINTS
 from ._recipe import BACKBONE_LR_SCALE, HEAD_WARMUP, HEAD_WARMUP_C, LABEL_SMOOTHING, MIN_STEPS
-from ._selection import N_SE, brier_scorer, select
+from ._selection import MIN_DIFF, N_SE, brier_scorer, select
 
 __all__ = ["TransferClassifierCV", "DEFAULT_FREEZE_DEPTHS", "DEFAULT_CV"]
 
@@ -31,7 +31,7 @@ DEFAULT_FREEZE_DEPTHS = ("all", -1, 0)
 DEFAULT_CV = (3, 1)
 
 # parameters of TransferClassifierCV that TransferClassifier does not have
-_CV_PARAMS = ("freeze_depths", "cv", "scoring", "n_se")
+_CV_PARAMS = ("freeze_depths", "cv", "scoring", "n_se", "min_diff")
 
 
 @functools.lru_cache(maxsize=1)
@@ -55,8 +55,9 @@ class TransferClassifierCV(ClassifierMixin, TransformerMixin, BaseEstimator):
     ``decision_function``, ``score`` and ``transform`` are its.
 
     The rule: let ``b`` be the candidate with the best mean test score. A
-    candidate ``c`` is *within noise* when ``mean(b) - mean(c) <= n_se * SE``,
-    ``SE`` being the standard error of the paired per-split differences
+    candidate ``c`` is *within noise* when
+    ``mean(b) - mean(c) <= max(n_se * SE, min_diff)``, ``SE`` being the
+    standard error of the paired per-split differences
     ``score_b(split) - score_c(split)`` (standard deviation with ``ddof=1``
     over ``sqrt(n_splits)``; every split of a repeated cross-validation
     counts). With several scores (the default: accuracy and the Brier score)
@@ -64,7 +65,7 @@ class TransferClassifierCV(ClassifierMixin, TransformerMixin, BaseEstimator):
     within noise the most frozen wins (here negative depths are resolved
     against the backbone: ``-1`` freezes all but the last block); when none is
     (the scores' bests disagree beyond noise), the least frozen of the bests.
-    With one split only ties with the best are within noise. On a few dozen
+    With one split only candidates within ``min_diff`` of the best are. On a few dozen
     images the fold scores of fine-tuned candidates swing by more than the
     differences between them; this keeps the cheaper, steadier candidate
     unless a deeper fine-tune is clearly better by some score.
@@ -110,6 +111,9 @@ class TransferClassifierCV(ClassifierMixin, TransformerMixin, BaseEstimator):
         The rule's tolerance: how many standard errors of the paired score
         differences count as noise. 0 picks the best mean (ties to the most
         frozen), 1 is the classic one-standard-error rule.
+    min_diff : float, default=MIN_DIFF (0.005)
+        A shortfall in mean score that is a tie whatever its SE, in the
+        scorers' units (with three folds the SE can come out near 0); 0: off.
     backbone, weights, freeze_strategy, image_size, augment, head_hidden, \
 head_dropout, cache, cache_memory, random_state, amp, norm_mode, head_warmup, \
 head_warmup_C, backbone_lr_scale, lr_schedule, lr_warmup, min_steps, label_smoothing, \
@@ -183,7 +187,7 @@ train_split, device, verbose
                  freeze_depths=DEFAULT_FREEZE_DEPTHS, freeze_strategy="depth", image_size=None,
                  augment=None, head_hidden=None, head_dropout=0.0, cache="auto",
                  cache_memory=2 << 30, random_state=None, amp=False, *, cv=None, scoring=None,
-                 n_se=N_SE, norm_mode="frozen", head_warmup=HEAD_WARMUP,
+                 n_se=N_SE, min_diff=MIN_DIFF, norm_mode="frozen", head_warmup=HEAD_WARMUP,
                  head_warmup_C=HEAD_WARMUP_C, backbone_lr_scale=BACKBONE_LR_SCALE,
                  lr_schedule="cosine", lr_warmup=0.1, min_steps=MIN_STEPS,
                  label_smoothing=LABEL_SMOOTHING, num_workers="auto", module=TransferNet,
@@ -205,6 +209,7 @@ train_split, device, verbose
         self.cv = cv
         self.scoring = scoring
         self.n_se = n_se
+        self.min_diff = min_diff
         self.norm_mode = norm_mode
         self.head_warmup = head_warmup
         self.head_warmup_C = head_warmup_C
@@ -351,7 +356,7 @@ train_split, device, verbose
         """
         check_params(self)  # _parameter_constraints (see _constraints), before any work
         depths = self._check_freeze_depths()
-        n_se = float(self.n_se)
+        n_se, min_diff = float(self.n_se), float(self.min_diff)
         params = self._transfer_params()
         base = TransferClassifier(freeze_depth=depths[0], **params)
         scorers = self._check_scoring(base)
@@ -389,7 +394,7 @@ train_split, device, verbose
         results = _cv_results(depths, scores, fit_times, score_times)
         names = None if list(scorers) == ["score"] else list(scorers)
         best = select(results, n_se, lambda depth: resolve_freeze_depth(depth, backbone),
-                      scorer=names)
+                      scorer=names, min_diff=min_diff)
         start = time.perf_counter()
         refit = clone(base).set_params(freeze_depth=depths[best]).fit(
             X, y, sample_weight=sample_weight)

@@ -69,4 +69,6 @@ CLASSIFIER_CV_CONSTRAINTS = {
     "scoring": [None, str, callable, list, tuple, set, dict],
     "n_se": [Interval(Real, 0, None, desc="a finite number >= 0 (how many standard errors "
                                           "of the paired score differences count as noise)")],
+    "min_diff": [Interval(Real, 0, None, desc="a finite number >= 0 (a difference in mean "
+                                              "score that still counts as a tie)")],
 }

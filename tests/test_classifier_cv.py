@@ -161,6 +161,7 @@ def test_bad_freeze_depths_are_refused_before_training(data, depths, message):
 
 @pytest.mark.parametrize("params, message", [
     ({"n_se": -1}, "n_se must be a finite number >= 0"),
+    ({"min_diff": -0.5}, "min_diff must be a finite number >= 0"),
     ({"cv": "three"}, "cv must be None, an int"),
     ({"cv": 1}, "n_splits=2 or more"),
     ({"scoring": ["accuracy", "accuracy"]}, "a list of distinct scorer names"),

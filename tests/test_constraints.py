@@ -60,7 +60,7 @@ def test_constraints_cover_exactly_the_signature(cls):
 def test_parameter_counts():
     counts = {cls.__name__: len(cls._parameter_constraints) for cls in ESTIMATORS}
     assert counts == {"TransferClassifier": 30, "TransferRegressor": 30,
-                      "TransferClassifierCV": 33, "FeatureExtractor": 12}
+                      "TransferClassifierCV": 34, "FeatureExtractor": 12}
 
 
 @pytest.mark.parametrize("how", ["constructor", "set_params", "clone"])
@@ -135,7 +135,8 @@ def test_strategy_options_are_checked_by_their_declared_constraints(no_work):
     (TransferRegressor, {"target_scaling": False, "head_warmup_C": "auto", "num_workers": 0,
                          "train_split": None, "criterion": torch.nn.L1Loss()}),
     (TransferClassifierCV, {"freeze_depths": np.array([0, -1]), "cv": KFold(3),
-                            "scoring": {"acc": "accuracy"}, "n_se": 0}),
+                            "scoring": {"acc": "accuracy"}, "n_se": 0,
+                            "min_diff": 0}),
     (TransferClassifierCV, {"freeze_depths": ("all",), "cv": [([0], [1])],
                             "scoring": ("accuracy", "neg_log_loss"), "n_se": 1.5}),
     (FeatureExtractor, {"layer": ["layer3", -1], "memory": pathlib.Path("cache"),

@@ -54,6 +54,31 @@ def test_n_se_sets_the_tolerance():
     assert functools.partial(select_most_frozen, n_se=0)(cv) == 1
 
 
+def test_differences_below_min_diff_are_ties_however_small_their_se():
+    # every candidate right on every fold: Brier-like scores 1e-4 apart with an SE near 0
+    cv = results(["all", -1, 0], [[-0.0004, -0.0003, -0.0005],
+                                  [-0.0002, -0.0001, -0.0002],
+                                  [-0.0001, -0.0000, -0.0001]])
+    assert select_most_frozen(cv, min_diff=0) == 2  # 0.0003 better, 4 SE: "clearly"
+    assert select_most_frozen(cv) == 0  # within the default 0.005: the probe
+    # a shortfall beyond min_diff is judged by its SE as before
+    cv = results(["all", 0], [[0.70, 0.71, 0.70], [0.72, 0.73, 0.72]])
+    assert select_most_frozen(cv) == 1
+    assert select_most_frozen(cv, min_diff=0.03) == 0
+
+
+def test_min_diff_is_the_only_tolerance_with_one_split():
+    cv = results(["all", 0], [[0.800], [0.804]])
+    assert select_most_frozen(cv) == 0
+    assert select_most_frozen(cv, min_diff=0) == 1
+
+
+@pytest.mark.parametrize("min_diff", [-0.1, float("inf"), "0.01", False])
+def test_a_bad_min_diff_is_refused(min_diff):
+    with pytest.raises(ValueError, match="min_diff must be a finite number >= 0"):
+        select_most_frozen(results(["all", 0], [[0.8, 0.8], [0.9, 0.9]]), min_diff=min_diff)
+
+
 @pytest.mark.parametrize("n_se", [-1, float("nan"), "1", True])
 def test_a_bad_n_se_is_refused(n_se):
     with pytest.raises(ValueError, match="n_se must be a finite number >= 0"):
