@@ -240,7 +240,7 @@ def prefix_activations(runner, source, depth: int, context: str, *, verbose: boo
     from ._common import progress_bar
     from ._data import SampleDataset, collate_samples, split_batch
 
-    module, preprocessor, batch_size = runner.module, runner.preprocessor, runner.batch_size
+    module, preprocessor = runner.module, runner.preprocessor
     prints = stage_fingerprints(module.stages[:depth])
     keys = sample_keys(source)
     rows: list[torch.Tensor | None] = [ACTIVATIONS.get((context, prints[depth - 1], key))
@@ -250,6 +250,7 @@ def prefix_activations(runner, source, depth: int, context: str, *, verbose: boo
     ACTIVATIONS.misses += len(todo)
     if not todo:
         return rows
+    batch_size = runner.batch_for(len(todo))  # the loader below batches the same way
     start, inputs = 0, None
     for j in range(depth - 1, 0, -1) if store else ():
         found = [ACTIVATIONS.get((context, prints[j - 1], keys[i])) for i in todo]

@@ -122,6 +122,8 @@ class StageRunner:
     preprocessor : the backbone's preprocessing (pads text batches, normalises pixels)
     device : where the network runs
     batch_size : int
+        Samples per batch; -1 (skorch's "the whole set"): every sample of a
+        source in one batch.
     num_workers : int
         Decoding processes of the loaders this runner builds.
     amp : bool
@@ -137,19 +139,25 @@ class StageRunner:
         self.num_workers = int(num_workers)
         self.amp = amp
 
+    def batch_for(self, n_samples: int) -> int:
+        """The batch size for a source of ``n_samples``: ``batch_size``, or all of them
+        for -1 (as skorch reads ``batch_size=-1``)."""
+        return max(1, n_samples if self.batch_size == -1 else self.batch_size)
+
     # -- reading a source ------------------------------------------------------------
     def loader(self, samples, indices=None) -> DataLoader:
         """Batches of ``samples`` (a dataset of ``(x, y)``), or of ``samples[indices]``,
         in order, decoded by ``num_workers`` processes."""
         dataset = samples if indices is None else Subset(samples, indices)
-        return data_loader(dataset, batch_size=self.batch_size, num_workers=self.num_workers,
+        return data_loader(dataset, batch_size=self.batch_for(len(dataset)),
+                           num_workers=self.num_workers,
                            device=self.device, collate_fn=PairCollate(self.preprocessor),
                            shuffle=False)
 
-    def _array_batch(self, source, lo: int) -> torch.Tensor:
+    def _array_batch(self, source, lo: int, size: int) -> torch.Tensor:
         """A batch straight from the array: uint8 -> float per batch, preprocessed at once."""
         items = source.items
-        hi = min(lo + self.batch_size, len(source))
+        hi = min(lo + size, len(source))
         if source.form == "vector":
             return torch.from_numpy(np.asarray(items[lo:hi], dtype=np.float32))
         t = torch.from_numpy(torch_ready(items.array[lo:hi]))
@@ -226,15 +234,16 @@ class StageRunner:
             pre = self.preprocessor
             ids = pre.encode(source.items)
             order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
-            batches = (pre.collate([ids[i] for i in order[lo:lo + self.batch_size]])
-                       for lo in range(0, len(order), self.batch_size))
+            size = self.batch_for(len(order))
+            batches = (pre.collate([ids[i] for i in order[lo:lo + size]])
+                       for lo in range(0, len(order), size))
             out = torch.cat(self.run(batches, stop, progress=progress)).numpy()
             result = np.empty_like(out)
             result[order] = out
             return result
         if source.form in ("array", "vector") and self.num_workers == 0:
-            batches = (self._array_batch(source, lo)
-                       for lo in range(0, len(source), self.batch_size))
+            size = self.batch_for(len(source))
+            batches = (self._array_batch(source, lo, size) for lo in range(0, len(source), size))
         else:
             batches = self.loader(SampleDataset(source, None, self.preprocessor, pixels=True))
         return torch.cat(self.run(batches, stop, progress=progress)).numpy()

@@ -34,7 +34,7 @@ def _reference(net, source, pre, stop, start=0):
         return net.forward_prefix(x, stop, start)
 
 
-@pytest.mark.parametrize("batch_size", [1, 3, 10])
+@pytest.mark.parametrize("batch_size", [1, 3, 10, -1])
 def test_features_are_the_stages_output_in_input_order(net_and_source, batch_size):
     net, source, pre = net_and_source
     stop = net.n_blocks + 1
@@ -69,6 +69,30 @@ def test_prefix_activations_match_the_runner(net_and_source):
     assert len(rows) == 10
     np.testing.assert_allclose(torch.stack(rows).numpy(),
                                _reference(net, source, pre, 2).numpy(), atol=1e-5)
+
+
+def test_batch_size_minus_one_reads_each_source_in_one_batch(net_and_source):
+    net, source, pre = net_and_source
+    runner = StageRunner(net, pre, "cpu", -1)
+    assert runner.batch_for(10) == 10 and StageRunner(net, pre, "cpu", 4).batch_for(10) == 4
+    assert len(runner.loader(SampleDataset(source, None, pre, pixels=True))) == 1
+    rows = prefix_activations(runner, source, 2, "test-stages-whole", store=False)
+    np.testing.assert_allclose(torch.stack(rows).numpy(),
+                               _reference(net, source, pre, 2).numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("freeze_depth", ["all", -1, 0])
+def test_skorchs_whole_set_batch_size_fits_and_predicts(freeze_depth):
+    # batch_size=-1 is skorch's "one batch of everything"; the frozen-prefix cache fill
+    # and the runner's inference passes read it the same way (it used to crash there)
+    X = np.random.RandomState(0).rand(12, 32, 32, 3).astype("float32")
+    y = np.array([0, 1] * 6)
+    params = dict(weights=None, freeze_depth=freeze_depth, max_epochs=1, device="cpu",
+                  random_state=0)
+    whole = TransferClassifier("tiny_cnn", batch_size=-1, **params).fit(X, y)
+    same = TransferClassifier("tiny_cnn", batch_size=12, **params).fit(X, y)
+    np.testing.assert_allclose(whole.predict_proba(X), same.predict_proba(X), atol=1e-5)
+    assert whole.transform(X).shape == (12, 64)
 
 
 def test_a_plain_module_runs_whole():

@@ -75,7 +75,8 @@ def resolve_num_workers(num_workers, source, batch_size: int) -> int:
         return int(num_workers)
     if getattr(source, "form", None) != "paths" or _in_worker_thread():
         return 0
-    n_batches = math.ceil(len(source) / max(1, int(batch_size)))
+    batch_size = len(source) if batch_size == -1 else int(batch_size)  # -1: the whole set
+    n_batches = math.ceil(len(source) / max(1, batch_size))
     workers = min(available_cpus(), AUTO_MAX_WORKERS, n_batches)
     return workers if workers > 1 else 0
 
