@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/selection_rules.py record --tasks faces15 digits10 ...
     .venv/bin/python benchmarks/selection_rules.py compare --log small_data.log [...]
+    .venv/bin/python benchmarks/selection_rules.py replay --log small_data.log [--min-diff ...]
 
 ``record`` fits ``TransferClassifierCV`` with its default candidates and folds on
 ``small_data.py``'s tasks and seeds, and saves every fold's predicted probabilities
@@ -12,7 +13,10 @@ each choice by the held-out accuracy of the chosen candidate, read from the
 ``freeze_depth=...`` lines of a ``small_data.py`` log of the same seeds (the
 candidates' fits do not depend on the rule). It prints, per task, rule and
 tolerance, the mean held-out accuracy of the choices and the regret against the best
-candidate in hindsight. No target: this is the evidence behind the defaults.
+candidate in hindsight. ``replay`` needs no recording: it applies the default rule
+at each ``--min-diff`` to the fold scores a ``small_data.py --rows cv`` log prints
+(three decimals, so its rounding acts as a floor of about 0.001 already) next to
+the choice the run made. No target: this is the evidence behind the defaults.
 """
 
 from __future__ import annotations
