@@ -1,6 +1,7 @@
 """Regression from offline photos: how far is each crop zoomed in? (TransferRegressor)
 
     .venv/bin/python benchmarks/regression_transfer.py [--n-train 150] [--epochs 6]
+    .venv/bin/python benchmarks/regression_transfer.py --cv [--n-train 40] [--seeds 0 1 2 3 4]
 
 Crops of scikit-image's and scikit-learn's bundled photos, each cut at a random
 zoom factor z in [1, 4] (side = short side of the photo / z) and resized to
@@ -14,6 +15,13 @@ close-up, a deep-sky field). Compares, by held-out R^2:
   chosen by a 3-fold grid search;
 * ``FeatureExtractor`` (same backbone, frozen) + ``RidgeCV``;
 * raw pixels + ``RidgeCV``.
+
+``--cv``: a small set instead (``--n-train``, e.g. 40), one draw of crops per seed:
+``TransferRegressor`` at each default candidate of ``TransferRegressorCV`` (its
+defaults otherwise) and ``TransferRegressorCV`` itself; mean ± std of held-out R^2
+over the seeds, the regret against the best candidate per seed, and the
+``TransferRegressorCV`` fit time over one ``freeze_depth=0`` fit. No target: the
+selection rule was chosen on classification (``small_data.py``).
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ import argparse
 import time
 
 import numpy as np
+import torch
 from skimage import data as skdata
 from skimage.transform import resize
 from sklearn.datasets import load_sample_images
@@ -29,7 +38,7 @@ from sklearn.linear_model import RidgeCV
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 
-from sktransfer import FeatureExtractor, TransferRegressor
+from sktransfer import FeatureExtractor, TransferRegressor, TransferRegressorCV
 
 TRAIN_PHOTOS = ["astronaut", "coffee", "rocket", "immunohistochemistry", "china.jpg"]
 TEST_PHOTOS = ["chelsea", "flower.jpg", "hubble_deep_field"]
@@ -61,6 +70,46 @@ def crops(names, n: int, size: int, seed: int):
     return X, y
 
 
+def small_sets(args) -> None:
+    """``--cv``: the candidates and TransferRegressorCV on small draws, over seeds."""
+    from sktransfer._search_cv import DEFAULT_FREEZE_DEPTHS
+
+    photos = TRAIN_PHOTOS + TEST_PHOTOS
+    model = dict(backbone="efficientnet_lite0", image_size=args.image_size, device="cpu")
+    rows = {}
+    for seed in args.seeds:
+        X_train, y_train = crops(photos, args.n_train, args.image_size, seed=100 + seed)
+        X_test, y_test = crops(photos, args.n_test, args.image_size, seed=1)
+        fits = [(f"freeze_depth={d}", TransferRegressor(freeze_depth=d, random_state=seed,
+                                                         **model))
+                for d in DEFAULT_FREEZE_DEPTHS]
+        fits.append(("TransferRegressorCV", TransferRegressorCV(random_state=seed, **model)))
+        for name, est in fits:
+            start = time.perf_counter()
+            est.fit(X_train, y_train)
+            seconds = time.perf_counter() - start
+            extra = est.freeze_depth_ if isinstance(est, TransferRegressorCV) else None
+            rows.setdefault(name, []).append((est.score(X_test, y_test), seconds, extra))
+            print(f"  [seed {seed}] {name}: R^2 {rows[name][-1][0]:.3f} ({seconds:.1f} s)"
+                  + (f" chose {extra}" if extra is not None else ""), flush=True)
+    names = [f"freeze_depth={d}" for d in DEFAULT_FREEZE_DEPTHS]
+    oracle = [max(rows[n][i][0] for n in names) for i in range(len(args.seeds))]
+    print(f"\n{args.n_train} training crops, seeds {args.seeds}; held-out R^2 on "
+          f"{args.n_test} crops")
+    print("| method | held-out R^2 | fit s | choices |\n|---|---|---|---|")
+    for name, values in rows.items():
+        r2 = [v[0] for v in values]
+        choices = ", ".join(str(v[2]) for v in values if v[2] is not None)
+        print(f"| {name} | {np.mean(r2):.3f} ± {np.std(r2):.3f} | "
+              f"{np.mean([v[1] for v in values]):.1f} | {choices} |")
+    regret = [o - v[0] for o, v in zip(oracle, rows["TransferRegressorCV"])]
+    print(f"| oracle (best candidate per seed) | {np.mean(oracle):.3f} | | |")
+    print(f"| regret of TransferRegressorCV | {np.mean(regret):.3f} (max {max(regret):.3f}) | | |")
+    ratio = np.mean([v[1] for v in rows["TransferRegressorCV"]]) / \
+        np.mean([v[1] for v in rows["freeze_depth=0"]])
+    print(f"TransferRegressorCV fit / one freeze_depth=0 fit: {ratio:.2f}")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-train", type=int, default=150)
@@ -69,7 +118,14 @@ def main(argv=None):
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--depths", default="5,7,all")
     parser.add_argument("--split", choices=["crops", "photos"], default="crops")
+    parser.add_argument("--cv", action="store_true",
+                        help="small sets over --seeds: the candidates and TransferRegressorCV")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     args = parser.parse_args(argv)
+    if args.cv:
+        torch.set_num_threads(1)
+        small_sets(args)
+        return
     if args.split == "photos":
         train_photos, test_photos = TRAIN_PHOTOS, TEST_PHOTOS
     else:

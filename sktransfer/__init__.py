@@ -20,7 +20,8 @@ __all__ = [
     "register_strategy", "get_strategy", "list_strategies", "FreezeStrategy", "FreezeContext",
     "load_image_folder", "refresh_plugins", "PluginError", "clear_caches", "MissingWeightsError",
     "UnsafeWeightsError", "CorruptWeightsError", "WeightsDownloadError", "download_weights",
-    "TextPreprocessing", "TransferClassifierCV", "select_most_frozen", "brier_scorer",
+    "TextPreprocessing", "TransferClassifierCV", "TransferRegressorCV", "select_most_frozen",
+    "brier_scorer",
     "AudioPreprocessing", "load_audio_folder",
     "__version__",
     # older names of the freezing-strategy registry, kept as aliases
@@ -39,6 +40,9 @@ def __getattr__(name):
     if name == "TransferClassifierCV":
         from ._classifier_cv import TransferClassifierCV
         return TransferClassifierCV
+    if name == "TransferRegressorCV":
+        from ._regressor_cv import TransferRegressorCV
+        return TransferRegressorCV
     if name == "FeatureExtractor":
         from ._extractor import FeatureExtractor
         return FeatureExtractor

@@ -2,48 +2,24 @@
 
 from __future__ import annotations
 
-import difflib
-import functools
-import numbers
-import time
-
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin, clone
+from sklearn.base import ClassifierMixin
 from sklearn.metrics import check_scoring
-from sklearn.model_selection import RepeatedStratifiedKFold, StratifiedKFold, check_cv
-from sklearn.utils import _safe_indexing, indexable
-from sklearn.utils.validation import _num_samples, check_is_fitted
+from sklearn.model_selection import RepeatedStratifiedKFold, StratifiedKFold
+from sklearn.utils.validation import check_is_fitted
 
 from ._classifier import TransferClassifier
-from ._common import make_backbone, read_input
-from ._constraints import check_params
-from ._network import TransferNet, resolve_freeze_depth
+from ._network import TransferNet
 from ._params import CLASSIFIER_CV_CONSTRAINTS
 from ._recipe import BACKBONE_LR_SCALE, HEAD_WARMUP, HEAD_WARMUP_C, LABEL_SMOOTHING, MIN_STEPS
-from ._selection import MIN_DIFF, N_SE, brier_scorer, select
+from ._search_cv import DEFAULT_CV, DEFAULT_FREEZE_DEPTHS, TransferSearchCV
+from ._selection import MIN_DIFF, N_SE, brier_scorer
 
 __all__ = ["TransferClassifierCV", "DEFAULT_FREEZE_DEPTHS", "DEFAULT_CV"]
 
-#: the candidates ``freeze_depths`` tries by default: a probe, the top block, everything
-DEFAULT_FREEZE_DEPTHS = ("all", -1, 0)
-#: ``cv=None``: stratified ``(folds, repeats)``, fewer folds when a class has fewer samples
-DEFAULT_CV = (3, 1)
 
-# parameters of TransferClassifierCV that TransferClassifier does not have
-_CV_PARAMS = ("freeze_depths", "cv", "scoring", "n_se", "min_diff")
-
-
-@functools.lru_cache(maxsize=1)
-def _transfer_classifier_names() -> tuple[frozenset, tuple]:
-    """TransferClassifier's parameter names and its prefixes (``optimizer__`` ...)."""
-    default = TransferClassifier()
-    # skorch routes module__, criterion__ and optimizer__ besides its listed prefixes
-    prefixes = tuple(default.prefixes_) + ("module", "criterion", "optimizer")
-    return frozenset(default.get_params(deep=False)), prefixes
-
-
-class TransferClassifierCV(ClassifierMixin, TransformerMixin, BaseEstimator):
+class TransferClassifierCV(ClassifierMixin, TransferSearchCV):
     """A TransferClassifier that chooses how much to fine-tune by cross-validation.
 
     Like :class:`~sklearn.linear_model.LogisticRegressionCV` does for ``C``:
@@ -230,207 +206,38 @@ train_split, device, verbose
         self.verbose = verbose
         vars(self).update(kwargs)
 
-    # -- parameters: the explicit ones, plus whatever TransferClassifier kwargs were given --
-    def _get_param_names(self):
-        explicit = super()._get_param_names()
-        extra = sorted(k for k in vars(self)
-                       if k not in explicit and not k.startswith("_") and not k.endswith("_"))
-        return sorted(explicit + extra)
+    _estimator = TransferClassifier
+    score = TransferSearchCV.score  # before ClassifierMixin's: honours scoring=
 
-    def set_params(self, **params):
-        """Set parameters, TransferClassifier's prefixed ones (``optimizer__lr``) included."""
-        names, prefixes = _transfer_classifier_names()
-        if "freeze_depth" in params:
-            raise ValueError(f"{type(self).__name__} takes freeze_depths (the candidates), not "
-                             f"freeze_depth; use set_params(freeze_depths=[...])")
-        direct = {k: v for k, v in params.items()
-                  if k not in self._get_param_names()
-                  and (k in names or k.split("__", 1)[0] in prefixes)}
-        for key, value in direct.items():
-            setattr(self, key, value)
-        rest = {k: v for k, v in params.items() if k not in direct}
-        # prefixed keys of existing params (optimizer__weight_decay set before) are plain
-        # attributes too, never a nested estimator's params
-        for key in [k for k in rest if "__" in k and k.split("__", 1)[0] in prefixes]:
-            setattr(self, key, rest.pop(key))
-        return super().set_params(**rest) if rest else self
-
-    def _transfer_params(self) -> dict:
-        """The parameters every candidate gets, checked against TransferClassifier's."""
-        params = self.get_params(deep=False)
-        for name in _CV_PARAMS:
-            params.pop(name)
-        names, prefixes = _transfer_classifier_names()
-        if "freeze_depth" in params:
-            raise ValueError(f"{type(self).__name__} takes freeze_depths (the candidates), not "
-                             f"freeze_depth={params['freeze_depth']!r}; the choice is "
-                             f"freeze_depth_ after fit. Use freeze_depths=[...]")
-        unknown = sorted(k for k in params
-                         if k not in names and k.split("__", 1)[0] not in prefixes)
-        if unknown:
-            close = difflib.get_close_matches(unknown[0], sorted(names), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ValueError(f"{type(self).__name__} got unknown parameter(s) {unknown}: not "
-                             f"TransferClassifier parameters nor prefixed ones such as "
-                             f"optimizer__weight_decay{hint}")
-        return params
-
-    # -- checks ----------------------------------------------------------------------------
-    def _check_freeze_depths(self) -> list:
-        depths = list(self.freeze_depths)  # a collection (see _parameter_constraints)
-        if not depths:
-            raise ValueError("freeze_depths is empty; give at least one candidate, e.g. "
-                             "freeze_depths=['all', -1, 0]")
-        for depth in depths:
-            if not (depth == "all" if isinstance(depth, str) else
-                    isinstance(depth, numbers.Integral)
-                    and not isinstance(depth, (bool, np.bool_))):
-                raise ValueError(f"freeze_depths holds {depth!r}, which is no freeze_depth; "
-                                 f"use ints (negative: from the top) or 'all'")
-        seen = set()
-        for depth in depths:
-            key = depth if isinstance(depth, str) else int(depth)
-            if key in seen:
-                raise ValueError(f"freeze_depths lists {depth!r} twice: {depths!r}; list each "
-                                 f"candidate once")
-            seen.add(key)
-        return depths
-
-    def _check_scoring(self, estimator) -> dict:
-        """{name: scorer}; the name is ``"score"`` for one scorer (GridSearchCV's keys)."""
-        scoring = self.scoring
-        if scoring is None:
-            return {"accuracy": check_scoring(estimator, scoring="accuracy"),
-                    "brier": brier_scorer}
-        if isinstance(scoring, dict):
-            named = dict(scoring)
-        elif isinstance(scoring, (list, tuple, set)):
-            named = {name: name for name in scoring}
-        else:
-            return {"score": check_scoring(estimator, scoring=scoring)}
-        bad = [name for name in named if not isinstance(name, str)]
-        if not named or bad or len(named) != len(scoring):
-            raise ValueError(f"scoring must be None, one scorer (a name or a callable), a list "
-                             f"of distinct scorer names or a dict {{name: scorer}}; got "
-                             f"{scoring!r}")
-        return {name: check_scoring(estimator, scoring=value) for name, value in named.items()}
-
-    def _splits(self, X, y) -> list:
-        cv = self.cv
-        if cv is None:
-            _, counts = np.unique(y, return_counts=True)
-            smallest = int(counts.min())
-            if smallest < 2:
-                label = np.unique(y)[np.argmin(counts)].tolist()
-                raise ValueError(f"class {label!r} has a single sample: cross-validation needs "
-                                 f"at least 2 per class. Add samples, or pass your own cv= "
-                                 f"(e.g. an iterable of (train, test) indices)")
-            folds, repeats = DEFAULT_CV
-            seed = self.random_state
-            if isinstance(seed, np.random.RandomState):  # a copy: the caller's is not drawn from
-                seed = int(_copied(seed).randint(2**31 - 1))
-            cv = RepeatedStratifiedKFold(n_splits=min(folds, smallest), n_repeats=repeats,
-                                         random_state=seed)
-        elif isinstance(cv, numbers.Integral) and not isinstance(cv, (bool, np.bool_)):
-            cv = StratifiedKFold(int(cv))
-        cv = check_cv(cv, y, classifier=True)
-        splits = list(cv.split(X, y))
-        if not splits:
-            raise ValueError(f"cv={self.cv!r} gave no (train, test) splits")
-        return splits
-
-    # -- fitting ---------------------------------------------------------------------------
-    def fit(self, X, y, sample_weight=None):
-        """Score every candidate by cross-validation, choose one, refit it on all the data.
-
-        Parameters
-        ----------
-        X : images (array, tensor, file paths, PIL images), texts or 2-D vectors
-        y : array-like of shape (n_samples,)
-        sample_weight : array-like of shape (n_samples,), optional
-            Weights for every training fit (fold scores are unweighted).
-
-        Returns
-        -------
-        self
-        """
-        check_params(self)  # _parameter_constraints (see _constraints), before any work
-        depths = self._check_freeze_depths()
-        n_se, min_diff = float(self.n_se), float(self.min_diff)
-        params = self._transfer_params()
-        base = TransferClassifier(freeze_depth=depths[0], **params)
-        scorers = self._check_scoring(base)
-        X = indexable(X)[0]  # array-likes without indexing (an __array__ only) become arrays
-        n_samples = _num_samples(X)
+    # -- the target: labels, stratified folds ------------------------------------------
+    def _prepare_target(self, base, y, n_samples, params):
         y_enc = base._encode_target(y, n_samples, fitting=True)  # validates y
-        classes = base.classes_
-        y_arr = classes[y_enc]
-        splits = self._splits(X, y_arr)
-        backbone = make_backbone(self.backbone, self.weights, read_input(X, self.backbone),
-                                 self.image_size)
-        stages = self._resolved(depths, backbone)
-        weights = None if sample_weight is None else np.asarray(sample_weight)
+        # every fold's candidates know every class, even one a fold's training part lacks
+        fold_params = {} if "classes" in params else {"classes": base.classes_}
+        return base.classes_[y_enc], fold_params
 
-        # within a split: the shallowest frozen prefix first, each deeper one (and the
-        # pooled features every candidate's head warm-up uses) derived from the cached one
-        # before it; fully trainable candidates last, their warm-up features cached by then
-        order = sorted(range(len(depths)), key=lambda i: (stages[i] == 0, stages[i]))
-        fold_params = {} if "classes" in params else {"classes": classes}
-        scores = {name: np.full((len(depths), len(splits)), np.nan) for name in scorers}
-        fit_times, score_times = np.zeros((2, len(depths), len(splits)))
-        for s, (train, test) in enumerate(splits):
-            X_train, X_test = _safe_indexing(X, train), _safe_indexing(X, test)
-            w_train = None if weights is None else weights[train]
-            for i in order:
-                estimator = clone(base).set_params(freeze_depth=depths[i], **fold_params)
-                start = time.perf_counter()
-                estimator.fit(X_train, y_arr[train], sample_weight=w_train)
-                fit_times[i, s] = time.perf_counter() - start
-                start = time.perf_counter()
-                for name, scorer in scorers.items():
-                    scores[name][i, s] = scorer(estimator, X_test, y_arr[test])
-                score_times[i, s] = time.perf_counter() - start
+    def _default_scorers(self, estimator) -> dict:
+        return {"accuracy": check_scoring(estimator, scoring="accuracy"), "brier": brier_scorer}
 
-        results = _cv_results(depths, scores, fit_times, score_times)
-        names = None if list(scorers) == ["score"] else list(scorers)
-        best = select(results, n_se, lambda depth: resolve_freeze_depth(depth, backbone),
-                      scorer=names, min_diff=min_diff)
-        start = time.perf_counter()
-        refit = clone(base).set_params(freeze_depth=depths[best]).fit(
-            X, y, sample_weight=sample_weight)
-        self.refit_time_ = time.perf_counter() - start
-        self.cv_results_ = results
-        self.best_index_ = best
-        self.freeze_depth_ = depths[best]
-        self.best_score_ = float(results[f"mean_test_{next(iter(scorers))}"][best])
-        self.best_estimator_ = refit
-        self.scorer_ = scorers["score"] if names is None else scorers
-        self.n_splits_ = len(splits)
+    def _default_cv(self, y):
+        _, counts = np.unique(y, return_counts=True)
+        smallest = int(counts.min())
+        if smallest < 2:
+            label = np.unique(y)[np.argmin(counts)].tolist()
+            raise ValueError(f"class {label!r} has a single sample: cross-validation needs "
+                             f"at least 2 per class. Add samples, or pass your own cv= "
+                             f"(e.g. an iterable of (train, test) indices)")
+        folds, repeats = DEFAULT_CV
+        return RepeatedStratifiedKFold(n_splits=min(folds, smallest), n_repeats=repeats,
+                                       random_state=self._seed())
+
+    def _int_cv(self, k):
+        return StratifiedKFold(k)
+
+    def _fitted_target(self, refit):
         self.classes_ = refit.classes_
-        if hasattr(refit, "n_features_in_"):
-            self.n_features_in_ = refit.n_features_in_
-        elif hasattr(self, "n_features_in_"):
-            del self.n_features_in_
-        return self
-
-    @staticmethod
-    def _resolved(depths, backbone) -> list[int]:
-        resolved = [resolve_freeze_depth(d, backbone) for d in depths]
-        for i, depth in enumerate(resolved):
-            if depth in resolved[:i]:
-                other = depths[resolved.index(depth)]
-                raise ValueError(
-                    f"freeze_depths {other!r} and {depths[i]!r} freeze the same part of "
-                    f"backbone {backbone.name!r}, which has {backbone.n_blocks} blocks "
-                    f"({backbone.n_blocks} means 'all'); list each candidate once")
-        return resolved
 
     # -- the chosen classifier -----------------------------------------------------------
-    def predict(self, X):
-        """Labels predicted by ``best_estimator_``."""
-        check_is_fitted(self, "best_estimator_")
-        return self.best_estimator_.predict(X)
-
     def predict_proba(self, X):
         """Class probabilities of ``best_estimator_``, columns in ``classes_`` order."""
         check_is_fitted(self, "best_estimator_")
@@ -440,61 +247,3 @@ train_split, device, verbose
         """Logits of ``best_estimator_`` (see ``TransferClassifier.decision_function``)."""
         check_is_fitted(self, "best_estimator_")
         return self.best_estimator_.decision_function(X)
-
-    def transform(self, X):
-        """Pooled features of ``best_estimator_``'s fine-tuned backbone."""
-        check_is_fitted(self, "best_estimator_")
-        return self.best_estimator_.transform(X)
-
-    def get_feature_names_out(self, input_features=None):
-        """Names of :meth:`transform`'s columns (``best_estimator_``'s)."""
-        check_is_fitted(self, "best_estimator_")
-        return self.best_estimator_.get_feature_names_out(input_features)
-
-    def score(self, X, y, sample_weight=None):
-        """``best_estimator_``'s score: accuracy when ``scoring`` is None (as every
-        classifier's ``score``), else ``scoring``'s (the first of several)."""
-        check_is_fitted(self, "best_estimator_")
-        if self.scoring is None:
-            return self.best_estimator_.score(X, y, sample_weight=sample_weight)
-        scorer = next(iter(self.scorer_.values())) if isinstance(self.scorer_, dict) \
-            else self.scorer_
-        kwargs = {} if sample_weight is None else {"sample_weight": sample_weight}
-        return scorer(self.best_estimator_, X, y, **kwargs)
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.non_deterministic = self.random_state is None
-        tags.transformer_tags.preserves_dtype = ["float32"]
-        return tags
-
-
-def _copied(random_state: np.random.RandomState) -> np.random.RandomState:
-    copy = np.random.RandomState()
-    copy.set_state(random_state.get_state())
-    return copy
-
-
-def _cv_results(depths, scores: dict, fit_times, score_times) -> dict:
-    """``GridSearchCV.cv_results_``'s layout for a grid over ``freeze_depth``;
-    ``scores`` maps each scorer's name (``"score"`` for a single one) to an array
-    (candidates, splits)."""
-    from scipy.stats import rankdata
-
-    results = {}
-    for name, array in (("fit_time", fit_times), ("score_time", score_times)):
-        results[f"mean_{name}"] = array.mean(axis=1)
-        results[f"std_{name}"] = array.std(axis=1)
-    values = np.array(depths)
-    if values.dtype.kind == "U" or values.ndim != 1:
-        values = np.array(depths, dtype=object)
-    results["param_freeze_depth"] = np.ma.MaskedArray(values, mask=False)
-    results["params"] = [{"freeze_depth": d} for d in depths]
-    for name, table in scores.items():
-        for s in range(table.shape[1]):
-            results[f"split{s}_test_{name}"] = table[:, s].copy()
-        means = table.mean(axis=1)
-        results[f"mean_test_{name}"] = means
-        results[f"std_test_{name}"] = table.std(axis=1)
-        results[f"rank_test_{name}"] = rankdata(-means, method="min").astype(np.int32)
-    return results

@@ -57,10 +57,8 @@ TRANSFER_CONSTRAINTS = {
     "verbose": ["verbose"],
 }
 
-#: TransferClassifierCV's: every candidate's, less freeze_depth, plus the search's own
-CLASSIFIER_CV_CONSTRAINTS = {
-    **{k: v for k, v in TRANSFER_CONSTRAINTS.items() if k != "freeze_depth"},
-    "label_smoothing": [Interval(Real, 0, 1, closed="left")],
+#: the searches' own parameters (TransferClassifierCV, TransferRegressorCV)
+SEARCH_CONSTRAINTS = {
     "freeze_depths": [Collection(desc="a list of freeze_depth candidates (ints or 'all'), "
                                       "e.g. freeze_depths=['all', -1, 0]")],
     "cv": [None, Interval(Integral, None, None),
@@ -72,3 +70,12 @@ CLASSIFIER_CV_CONSTRAINTS = {
     "min_diff": [Interval(Real, 0, None, desc="a finite number >= 0 (a difference in mean "
                                               "score that still counts as a tie)")],
 }
+_CANDIDATE = {k: v for k, v in TRANSFER_CONSTRAINTS.items() if k != "freeze_depth"}
+
+#: TransferClassifierCV's: every candidate's, less freeze_depth, plus the search's own
+CLASSIFIER_CV_CONSTRAINTS = {
+    **_CANDIDATE, "label_smoothing": [Interval(Real, 0, 1, closed="left")],
+    **SEARCH_CONSTRAINTS,
+}
+#: TransferRegressorCV's, likewise
+REGRESSOR_CV_CONSTRAINTS = {**_CANDIDATE, "target_scaling": ["boolean"], **SEARCH_CONSTRAINTS}

@@ -10,15 +10,16 @@ import torch
 from sklearn.base import clone
 from sklearn.model_selection import KFold
 
-import sktransfer._classifier_cv as classifier_cv_module
 import sktransfer._extractor as extractor_module
+import sktransfer._search_cv as search_cv_module
 import sktransfer._transfer as transfer_module
 from sktransfer import (FeatureExtractor, TransferClassifier, TransferClassifierCV,
-                        TransferRegressor)
+                        TransferRegressor, TransferRegressorCV)
 from sktransfer._constraints import (HasMethods, InvalidParameterError, Interval, StrOptions,
                                      check_params, check_value)
 
-ESTIMATORS = [TransferClassifier, TransferRegressor, TransferClassifierCV, FeatureExtractor]
+ESTIMATORS = [TransferClassifier, TransferRegressor, TransferClassifierCV, TransferRegressorCV,
+              FeatureExtractor]
 
 
 def _signature(cls) -> list[str]:
@@ -35,7 +36,7 @@ def no_work(monkeypatch):
     def started(*args, **kwargs):
         raise AssertionError("fit started working before checking its parameters")
 
-    for module in (transfer_module, classifier_cv_module, extractor_module):
+    for module in (transfer_module, search_cv_module, extractor_module):
         monkeypatch.setattr(module, "read_input", started)
 
 
@@ -60,7 +61,8 @@ def test_constraints_cover_exactly_the_signature(cls):
 def test_parameter_counts():
     counts = {cls.__name__: len(cls._parameter_constraints) for cls in ESTIMATORS}
     assert counts == {"TransferClassifier": 30, "TransferRegressor": 30,
-                      "TransferClassifierCV": 34, "FeatureExtractor": 12}
+                      "TransferClassifierCV": 34, "TransferRegressorCV": 34,
+                      "FeatureExtractor": 12}
 
 
 @pytest.mark.parametrize("how", ["constructor", "set_params", "clone"])
