@@ -73,12 +73,12 @@ def unresolved_frozen_rank(depth):
     return (1, depth) if depth < 0 else (0, depth)
 
 
-def _check_n_se(n_se) -> float:
-    if isinstance(n_se, (bool, np.bool_)) or not isinstance(n_se, numbers.Real) \
-            or not np.isfinite(n_se) or n_se < 0:
-        raise ValueError(f"n_se must be a finite number >= 0 (how many standard errors of "
-                         f"the paired score differences count as noise), got {n_se!r}")
-    return float(n_se)
+def _check_tolerance(name: str, value, meaning: str) -> float:
+    """``n_se`` or ``min_diff``: a finite number >= 0, else a ValueError naming it."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) \
+            or not np.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number >= 0 ({meaning}), got {value!r}")
+    return float(value)
 
 
 def _depth_key(params_list) -> str | None:
@@ -123,14 +123,6 @@ def _scorer_names(scorer) -> list:
     return names
 
 
-def _check_min_diff(min_diff) -> float:
-    if isinstance(min_diff, (bool, np.bool_)) or not isinstance(min_diff, numbers.Real) \
-            or not np.isfinite(min_diff) or min_diff < 0:
-        raise ValueError(f"min_diff must be a finite number >= 0 (a difference in mean score "
-                         f"that still counts as a tie), got {min_diff!r}")
-    return float(min_diff)
-
-
 def select(cv_results, n_se: float, frozen_rank, scorer=None, min_diff: float = 0.0) -> int:
     """Index of the candidate :func:`select_most_frozen` describes.
 
@@ -141,8 +133,10 @@ def select(cv_results, n_se: float, frozen_rank, scorer=None, min_diff: float = 
     best by every one of them). ``min_diff``: a shortfall in mean score up to
     which a candidate is within noise whatever the SE.
     """
-    n_se = _check_n_se(n_se)
-    min_diff = _check_min_diff(min_diff)
+    n_se = _check_tolerance("n_se", n_se, "how many standard errors of the paired score "
+                                          "differences count as noise")
+    min_diff = _check_tolerance("min_diff", min_diff, "a difference in mean score that "
+                                                      "still counts as a tie")
     names = _scorer_names(scorer)
     params_list = list(cv_results["params"])
     tables = [_split_scores(cv_results, name) for name in names]
