@@ -139,6 +139,7 @@ train_split, device, verbose
     See Also
     --------
     select_most_frozen : the same rule as a ``refit=`` for ``GridSearchCV``.
+    TransferRegressorCV : the same search over a ``TransferRegressor``.
 
     Examples
     --------

@@ -220,6 +220,10 @@ def select_most_frozen(cv_results, *, n_se=N_SE, scorer=None, min_diff=MIN_DIFF)
         candidate that is clearly better by any one score beats a more frozen
         one. When no candidate is within noise of every best (the scores
         disagree beyond noise), the least frozen of the per-score bests wins.
+        :class:`~sktransfer.TransferClassifierCV`'s default judges by
+        ``["accuracy", "brier"]``; in ``GridSearchCV`` that is
+        ``scoring={"accuracy": "accuracy", "brier": brier_scorer},
+        refit=functools.partial(select_most_frozen, scorer=["accuracy", "brier"])``.
     min_diff : float, default=MIN_DIFF (0.005)
         A region of practical equivalence: a candidate whose mean score is at
         most this much below the best's is within noise, however small the SE.
@@ -228,10 +232,6 @@ def select_most_frozen(cv_results, *, n_se=N_SE, scorer=None, min_diff=MIN_DIFF)
         floor off. The same value applies to every scorer, so give it in the
         scorers' units (0.005 is half a percent of accuracy, a fifth of a
         sample on folds of 40).
-        :class:`~sktransfer.TransferClassifierCV`'s default judges by
-        ``["accuracy", "brier"]``; in ``GridSearchCV`` that is
-        ``scoring={"accuracy": "accuracy", "brier": brier_scorer},
-        refit=functools.partial(select_most_frozen, scorer=["accuracy", "brier"])``.
 
     Returns
     -------
