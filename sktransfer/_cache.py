@@ -223,6 +223,27 @@ def _stages_label(n_blocks: int, depth: int) -> str:
     return f"caching frozen {names}"
 
 
+def _padding(runner, preprocessor, n_todo: int) -> int:
+    """How many repeats of the last sample make every batch of a fill of ``n_todo``
+    samples exactly ``runner.batch_size`` long.
+
+    CPU and GPU kernels pick their algorithm by the batch's size, so the same image
+    gives outputs a few float bits apart in a batch of 32 and in a batch of 7. Which
+    samples a fill computes depends on what the cache already holds (another fold,
+    another candidate, another task fitted earlier in the process), and a small
+    fine-tune amplifies those bits into different models. With every batch the same
+    size, a cached row depends on its sample alone (and the batch size, which is in
+    the key). Texts are left as they come: their batches are padded to the longest
+    text, so their shape varies anyway; so is ``batch_size=-1`` (one batch of
+    whatever is missing).
+    """
+    from ._text import TextPreprocessor
+
+    if runner.batch_size == -1 or isinstance(preprocessor, TextPreprocessor):
+        return 0
+    return -n_todo % runner.batch_size
+
+
 def prefix_activations(runner, source, depth: int, context: str, *, verbose: bool = False,
                        store: bool = True) -> list[torch.Tensor]:
     """Outputs of stages ``0..depth-1`` for every sample of ``source``, via :data:`ACTIVATIONS`.
@@ -230,17 +251,23 @@ def prefix_activations(runner, source, depth: int, context: str, *, verbose: boo
     ``runner`` (a :class:`~sktransfer._stages.StageRunner`) holds the network, its
     preprocessing, device, batch size and decoding workers; ``source`` gives the
     per-sample keys and the inputs; ``context`` names what else the output
-    depends on (backbone, preprocessing). Samples already cached are looked up;
+    depends on (backbone, preprocessing; the runner's batch size, autocast and device
+    kind are added here). Samples already cached are looked up;
     for the others, the deepest shallower prefix cached for all of them is the
     starting point, so a deeper candidate reuses a shallower one's work.
     ``store=False`` computes without filling the cache (``cache=False``). Rows are
     stored and returned one per sample, unpadded: the preprocessor pads a batch of
-    texts and splits the output again (images are simply stacked).
+    texts and splits the output again (images are simply stacked). Every batch of
+    a fill has the runner's batch size (:func:`_padding`), so a row does not depend on
+    which other samples were missing from the cache.
     """
     from ._common import progress_bar
     from ._data import SampleDataset, collate_samples, split_batch
 
     module, preprocessor = runner.module, runner.preprocessor
+    # what else a row's bits depend on: the batch size it was computed in (see
+    # _padding), bfloat16 autocast, and the kind of device
+    context = (context, runner.batch_size, bool(runner.amp), torch.device(runner.device).type)
     prints = stage_fingerprints(module.stages[:depth])
     keys = sample_keys(source)
     rows: list[torch.Tensor | None] = [ACTIVATIONS.get((context, prints[depth - 1], key))
@@ -251,21 +278,22 @@ def prefix_activations(runner, source, depth: int, context: str, *, verbose: boo
     if not todo:
         return rows
     batch_size = runner.batch_for(len(todo))  # the loader below batches the same way
+    fill = todo + [todo[-1]] * _padding(runner, preprocessor, len(todo))
     start, inputs = 0, None
     for j in range(depth - 1, 0, -1) if store else ():
-        found = [ACTIVATIONS.get((context, prints[j - 1], keys[i])) for i in todo]
+        found = [ACTIVATIONS.get((context, prints[j - 1], keys[i])) for i in fill]
         if all(f is not None for f in found):
             start, inputs = j, found
             break
     if inputs is None:
-        batches = runner.loader(SampleDataset(source, None, preprocessor, pixels=True), todo)
+        batches = runner.loader(SampleDataset(source, None, preprocessor, pixels=True), fill)
     else:
         batches = (collate_samples(inputs[lo:lo + batch_size], preprocessor)
-                   for lo in range(0, len(todo), batch_size))
-    bar = progress_bar(len(todo), _stages_label(module.n_blocks, depth), verbose)
+                   for lo in range(0, len(fill), batch_size))
+    bar = progress_bar(len(fill), _stages_label(module.n_blocks, depth), verbose)
 
     def keep(i, out):
-        idx = todo[i * batch_size:(i + 1) * batch_size]
+        idx = todo[i * batch_size:(i + 1) * batch_size]  # the padding rows are dropped
         for index, row in zip(idx, split_batch(out, preprocessor)):
             rows[index] = row.clone()
             if store:

@@ -52,8 +52,10 @@ def test_prefix_is_computed_once_per_fit_not_per_epoch(images, monkeypatch):
 def test_grid_candidates_and_folds_share_prefix_work(images, monkeypatch):
     X, y = images
     pushed = _count_prefix_work(monkeypatch)
+    # batch_size=10: each fold's 20 samples fill whole batches, no padding (see the
+    # batch-size test below)
     GridSearchCV(TransferClassifier("tiny_cnn", weights=None, max_epochs=2, device="cpu",
-                                    random_state=0, lr=1e-2),
+                                    random_state=0, lr=1e-2, batch_size=10),
                  {"freeze_depth": [1, 2, 3], "lr": [1e-2, 1e-3]}, cv=2).fit(X, y)
     fills = [(start, stop, n) for start, stop, n in pushed if stop < 5 and n > 1]
     from_pixels = sum(n for start, stop, n in fills if start == 0)
@@ -172,7 +174,9 @@ def test_prediction_reuses_the_cached_prefix_and_equals_the_full_forward(images,
     proba = clf.predict_proba(X)  # 30 rows cached by the fit, 10 new ones
     features = clf.transform(X)
     from_pixels = sum(n for start, stop, n in pushed if start == 0 and n > 1)
-    assert from_pixels == 10  # only the samples the fit never saw, once, then stored
+    # only the samples the fit never saw, once, then stored: one batch of 8 and the
+    # last 2 padded to 8 (every fill's batches have the same size)
+    assert from_pixels == 16
     assert all(start == 3 for start, stop, n in pushed if stop == clf.module_.n_blocks + 1)
     pushed.clear()
     clf.set_params(cache=False)  # the plain path: every sample through the whole network
@@ -201,13 +205,15 @@ def test_prediction_after_changing_frozen_weights_does_not_serve_stale_rows(imag
 def test_cross_validation_scores_folds_from_the_cache(images, monkeypatch):
     X, y = images
     pushed = _count_prefix_work(monkeypatch)
+    # batch_size=2: the folds' 26-27 training samples and 13-14 test samples fill whole
+    # batches but for one padding row per odd-sized fill
     GridSearchCV(TransferClassifier("tiny_cnn", weights=None, max_epochs=1, device="cpu",
-                                    random_state=0),
+                                    random_state=0, batch_size=2),
                  {"freeze_depth": [2, "all"]}, cv=3, refit=False).fit(X, y)
     n_stages = 5  # tiny_cnn: 4 blocks and the pool
     # no fold is scored by running its samples through the whole network from pixels
     assert not [n for start, stop, n in pushed if start == 0 and stop == n_stages and n > 1]
-    assert sum(n for start, stop, n in pushed if start == 0 and n > 1) == len(X)
+    assert len(X) <= sum(n for start, stop, n in pushed if start == 0 and n > 1) <= len(X) + 2
 
 
 # -- training on cached activations: fast batches, same results -----------------------------
@@ -357,3 +363,42 @@ def test_lp_ft_on_image_files_with_decoding_workers_switches_phases(images, tmp_
     assert with_workers.cache_used_
     in_process = TransferClassifier("tiny_cnn", num_workers=0, **kw).fit(paths, y[:24])
     _assert_same_training(with_workers, in_process)
+
+
+@pytest.mark.parametrize("depth", [2, 5])
+def test_a_cached_row_does_not_depend_on_what_the_cache_held_before(images, monkeypatch,
+                                                                      depth):
+    # kernels pick their algorithm by batch size: the same image computed in a batch of
+    # 7 and in one of 8 differs in the last float bits, and a fine-tune on a small set
+    # amplifies that into a different model. Which samples a fill computes depends on
+    # what earlier folds, candidates or fits left in the cache; the rows must not.
+    from sktransfer._common import read_input
+
+    X, y = images
+    clf = TransferClassifier("tiny_cnn", weights=None, freeze_depth="all", max_epochs=1,
+                             batch_size=8, device="cpu", cache=False).fit(X, y)
+    fresh = clf._prefix_activations(read_input(X, "tiny_cnn"), depth)
+    clear_caches()
+    clf._prefix_activations(read_input(X[3:10], "tiny_cnn"), depth)  # a batch of 7
+    clf._prefix_activations(read_input(X[:2], "tiny_cnn"), 1)  # a shallower prefix
+    pushed = _count_prefix_work(monkeypatch)
+    later = clf._prefix_activations(read_input(X, "tiny_cnn"), depth)  # 33 missing
+    assert all(torch.equal(a, b) for a, b in zip(fresh, later))
+    # every batch was 8 long: the last of the 33 missing samples repeated 7 times
+    assert [n for start, stop, n in pushed] == [8] * 5
+    assert ACTIVATIONS.hits == 7
+
+
+def test_rows_computed_at_another_batch_size_are_not_reused(images):
+    from sktransfer._common import read_input
+
+    X, y = images
+    clf = TransferClassifier("tiny_cnn", weights=None, freeze_depth="all", max_epochs=1,
+                             batch_size=8, device="cpu", cache=False).fit(X, y)
+    clf._prefix_activations(read_input(X, "tiny_cnn"), 2)
+    clf.set_params(batch_size=16)
+    clf._prefix_activations(read_input(X, "tiny_cnn"), 2)
+    assert ACTIVATIONS.hits == 0
+    clf.set_params(batch_size=8)
+    clf._prefix_activations(read_input(X, "tiny_cnn"), 2)
+    assert ACTIVATIONS.hits == len(X)
