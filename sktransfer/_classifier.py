@@ -112,7 +112,13 @@ class TransferClassifier(TransferBase, NeuralNetClassifier):
         weights were trained at.
     augment : None, "light", "flip" or callable, default=None
         Training-time augmentation on float (C, H, W) tensors in [0, 1];
-        never applied at predict time.
+        never applied at predict time. ``"flip"`` is a random horizontal flip,
+        ``"light"`` adds a random resized crop (70-100 % of the area). A callable
+        may be a torchvision transform, e.g.
+        ``v2.RandomResizedCrop(224, scale=(0.7, 1.0))``; it is a value, never a
+        part of the net. (In a ``GridSearchCV`` grid, wrap a transform that has
+        a static ``get_params`` - ``RandomResizedCrop``, ``ColorJitter`` - in
+        ``v2.Compose([...])``: scikit-learn's clone of a grid value would call it.)
     head_hidden : int or None, default=None
         Width of a hidden layer in the new head (None: a single Linear).
     head_dropout : float, default=0.0

@@ -14,7 +14,48 @@ from ._random import seeded
 from .backbones import Backbone, build_backbone, declared_input_kind
 
 __all__ = ["resolve_device", "seeded", "make_backbone", "preprocessor_for", "check_source_kind",
-           "progress_bar", "read_input"]
+           "progress_bar", "read_input", "LEAF_PARAMS", "nested_params",
+           "clone_with_leaves"]
+
+#: parameters whose value is never a nested estimator, though it may have a
+#: ``get_params``: torchvision's random transforms have a static one
+#: (``RandomResizedCrop.get_params(img, scale, ratio)`` draws a crop box), which
+#: scikit-learn's deep ``get_params`` would call without arguments
+LEAF_PARAMS = frozenset({"augment"})
+
+
+def nested_params(shallow: dict) -> dict:
+    """scikit-learn's ``get_params(deep=True)`` from the shallow parameters: a value
+    with a ``get_params`` adds its own as ``name__param``; :data:`LEAF_PARAMS` stay whole."""
+    out = {}
+    for key, value in shallow.items():
+        if (key not in LEAF_PARAMS and hasattr(value, "get_params")
+                and not isinstance(value, type)):
+            out.update((f"{key}__{k}", v) for k, v in value.get_params().items())
+        out[key] = value
+    return out
+
+
+def clone_with_leaves(estimator):
+    """``sklearn.base.clone(estimator)``, with :data:`LEAF_PARAMS` deep-copied as values.
+
+    scikit-learn's clone takes any parameter value with a ``get_params`` for an
+    estimator and calls ``get_params(deep=False)`` on it, which a torchvision
+    ``RandomResizedCrop`` (a static ``get_params(img, scale, ratio)``) does not take.
+    """
+    import copy
+
+    from sklearn.base import BaseEstimator, clone
+
+    params = estimator.get_params(deep=False)
+    if not any(hasattr(params.get(k), "get_params") for k in LEAF_PARAMS):
+        return BaseEstimator.__sklearn_clone__(estimator)
+    new = type(estimator)(**{k: copy.deepcopy(v) if k in LEAF_PARAMS else clone(v, safe=False)
+                             for k, v in params.items()})
+    for private in ("_metadata_request", "_sklearn_output_config"):
+        if private in vars(estimator):
+            setattr(new, private, copy.deepcopy(vars(estimator)[private]))
+    return new
 
 
 def resolve_device(device) -> str:

@@ -20,7 +20,7 @@ from sklearn.model_selection import check_cv
 from sklearn.utils import _safe_indexing, indexable
 from sklearn.utils.validation import _num_samples, check_is_fitted
 
-from ._common import make_backbone, read_input
+from ._common import clone_with_leaves, make_backbone, nested_params, read_input
 from ._constraints import check_params
 from ._network import resolve_freeze_depth
 from ._selection import select
@@ -55,6 +55,15 @@ class TransferSearchCV(TransformerMixin, BaseEstimator):
         extra = sorted(k for k in vars(self)
                        if k not in explicit and not k.startswith("_") and not k.endswith("_"))
         return sorted(explicit + extra)
+
+    def __sklearn_clone__(self):
+        return clone_with_leaves(self)
+
+    def get_params(self, deep=True):
+        """The parameters; with ``deep``, nested estimators' too (never a transform
+        passed as ``augment``: see :func:`~sktransfer._common.nested_params`)."""
+        params = super().get_params(deep=False)
+        return nested_params(params) if deep else params
 
     def set_params(self, **params):
         """Set parameters, the candidates' prefixed ones (``optimizer__lr``) included."""

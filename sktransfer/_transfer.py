@@ -28,7 +28,8 @@ from torch.utils.data import Dataset, Subset
 
 from ._cache import prefix_activations
 from ._cached_fit import ActivationDataset, Activations, CachedFit
-from ._common import make_backbone, preprocessor_for, read_input, resolve_device
+from ._common import (clone_with_leaves, make_backbone, nested_params, preprocessor_for,
+                      read_input, resolve_device)
 from ._constraints import check_params
 from ._data import SampleDataset, VectorInput, make_augment, network_input, resolve_num_workers
 from ._fit_state import FitState, restored_on_error
@@ -56,6 +57,13 @@ class TransferBase(NetStateMixin, PredictionMixin):
     # objects, and skorch's map_location lets a CUDA-fitted model load on a CPU machine).
     cuda_dependent_attributes_ = ["backbone_", "freeze_context_", "freezer_"]
     _fit = None  # the running fit's FitState (see _fit_state); None between fits
+    # Attributes that may hold a torch module but are no part of the network: a
+    # torchvision transform passed as ``augment`` (and "light"/"flip" build one). skorch
+    # registers every nn.Module attribute as a module of the net: it refuses one set
+    # outside initialize() (TransferClassifier(augment=v2.RandomResizedCrop(...)) raised
+    # SkorchAttributeError) and re-initialises the net when a registered module's param
+    # is set (set_params(augment=None) after fit raised NotFittedError).
+    _PLAIN_ATTRIBUTES = frozenset({"augment", "augment_"})
 
     def __init__(self, backbone, weights, freeze_depth, freeze_strategy, image_size, augment,
                  head_hidden, head_dropout, cache, cache_memory, random_state, amp, *,
@@ -102,6 +110,24 @@ class TransferBase(NetStateMixin, PredictionMixin):
     def _scaled_target(self, y_enc, sample_weight, fitting: bool):
         """The array the network trains on, from ``_encode_target``'s (identity here)."""
         return y_enc
+
+    def __setattr__(self, name, value):
+        if name in self._PLAIN_ATTRIBUTES:
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
+
+    def __sklearn_clone__(self):
+        return clone_with_leaves(self)
+
+    def get_params(self, deep=True, **kwargs):
+        """The parameters; with ``deep``, nested ones (``callbacks__*``, an estimator's
+        own) too, but a transform passed as ``augment`` is a value, not an estimator."""
+        params = super().get_params(deep=False, **kwargs)
+        if not deep:
+            return params
+        # skorch's deep get_params, less the look into augment (see nested_params)
+        return {**nested_params(params), **self._get_params_callbacks(deep=True)}
 
     def _get_param_names(self):
         # skorch lists every public-looking attribute; private state is not a param

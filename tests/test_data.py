@@ -14,7 +14,8 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.linear_model import LogisticRegression
 
-from sktransfer import FeatureExtractor, TransferClassifier, clear_caches, load_image_folder
+from sktransfer import (FeatureExtractor, TransferClassifier, TransferClassifierCV, clear_caches,
+                        load_image_folder)
 from sktransfer._data import as_input
 
 N = 12
@@ -150,6 +151,68 @@ def test_augment_only_while_fitting(base):
     assert light.predict(X).shape == (N,)
     with pytest.raises(ValueError, match="augment must be"):
         TransferClassifier("tiny_cnn", weights=None, augment="heavy", device="cpu").fit(X, y)
+
+
+class _CountingFlip(torch.nn.Module):
+    """A torchvision-style augmentation module that counts its calls (picklable)."""
+
+    def __init__(self, p):
+        super().__init__()
+        self.p, self.calls = p, 0
+
+    def forward(self, x):
+        self.calls += 1
+        return torch.flip(x, dims=[-1]) if torch.rand(()) < self.p else x
+
+
+def test_a_torchvision_transform_is_an_augment_not_a_module_of_the_net(base):
+    # torchvision's v2 transforms are nn.Modules; skorch registers any nn.Module
+    # attribute as a part of the net, refused one outside initialize() and
+    # re-initialised the net when it changed
+    import pickle
+
+    from sklearn.base import clone
+    from sklearn.model_selection import GridSearchCV
+    from torchvision.transforms import v2
+
+    X, y = base
+    flip = _CountingFlip(p=1.0)
+    clf = TransferClassifier("tiny_cnn", weights=None, augment=flip, max_epochs=1,
+                             device="cpu", random_state=0).fit(X, y)
+    assert flip.calls == N
+    assert "augment" not in clf.prefixes_ and "augment" not in clf._modules
+    assert clf.get_params()["augment"] is flip
+    # the built-in names build a transform too; changing it after fit refits plainly
+    light = TransferClassifier("tiny_cnn", weights=None, augment="light", max_epochs=1,
+                               device="cpu", random_state=0).fit(X, y)
+    assert "augment" not in light._modules
+    light.set_params(augment=v2.RandomResizedCrop(32, scale=(0.8, 1.0))).fit(X, y)
+    light.set_params(augment=None).fit(X, y)
+    assert light.augment_ is None and light.cache_used_
+    copy = clone(clf)
+    assert copy.augment is not clf.augment and isinstance(copy.augment, _CountingFlip)
+    restored = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(restored.predict_proba(X), clf.predict_proba(X))
+    # RandomResizedCrop has a static get_params(img, scale, ratio): scikit-learn's deep
+    # get_params (set_params, GridSearchCV, repr) must not call it
+    crop = v2.RandomResizedCrop(32, scale=(0.8, 1.0))
+    search = GridSearchCV(TransferClassifier("tiny_cnn", weights=None, max_epochs=1,
+                                             device="cpu", random_state=0, augment=crop),
+                          {"freeze_depth": [2, 0]}, cv=2).fit(X, y)
+    chosen = search.best_estimator_.augment
+    assert isinstance(chosen, v2.RandomResizedCrop) and chosen is not crop
+    assert chosen.size == crop.size and "augment__size" not in search.get_params()
+    # in a grid, such a transform goes inside v2.Compose (the docstring's advice)
+    grid = GridSearchCV(TransferClassifier("tiny_cnn", weights=None, max_epochs=1,
+                                           device="cpu", random_state=0),
+                        {"augment": [None, v2.Compose([crop])]}, cv=2).fit(X, y)
+    assert len(grid.cv_results_["params"]) == 2
+    cv = TransferClassifierCV("tiny_cnn", weights=None, augment=crop, freeze_depths=[2, 0],
+                              max_epochs=1, device="cpu", random_state=0)
+    assert cv.get_params()["augment"] is crop and "augment__size" not in cv.get_params()
+    assert clone(cv).set_params(augment=None).augment is None
+    assert isinstance(cv.fit(X, y).best_estimator_.augment, v2.RandomResizedCrop)
+    assert cv.augment is crop  # the search's own parameter is untouched
 
 
 def test_image_size_overrides_preprocessing(base):
