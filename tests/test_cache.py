@@ -402,3 +402,30 @@ def test_rows_computed_at_another_batch_size_are_not_reused(images):
     clf.set_params(batch_size=8)
     clf._prefix_activations(read_input(X, "tiny_cnn"), 2)
     assert ACTIVATIONS.hits == len(X)
+
+
+def test_a_fit_gives_the_same_model_alone_and_after_other_fits(images):
+    # another fit (on a subset, or a grid's folds) fills the cache in other batches than
+    # a fit on all the data would: the frozen prefix and the warm-up features must come
+    # out the same bits either way, and so must the trained weights
+    X, y = images
+    params = dict(weights=None, max_epochs=2, batch_size=8, device="cpu", random_state=0)
+
+    def weights(depth):
+        clf = TransferClassifier("tiny_cnn", freeze_depth=depth, **params).fit(X, y)
+        assert clf.cache_used_ == (depth == 2)
+        return [p.detach().clone() for p in clf.module_.parameters()]
+
+    alone = {}
+    for depth in (2, 0):
+        clear_caches()
+        alone[depth] = weights(depth)
+    for other in ("subset", "grid"):
+        clear_caches()
+        if other == "subset":
+            TransferClassifier("tiny_cnn", freeze_depth=2, **params).fit(X[3:10], y[3:10])
+        else:
+            GridSearchCV(TransferClassifier("tiny_cnn", **params), {"freeze_depth": [3, 0]},
+                         cv=3, refit=False).fit(X, y)
+        for depth, expected in alone.items():
+            assert all(torch.equal(a, b) for a, b in zip(weights(depth), expected)), other
