@@ -31,6 +31,27 @@ RESNET_STAGE_PATTERNS = [["conv1.*", "bn1.*"], ["layer1.*"], ["layer2.*"], ["lay
 N_CLASSES = 4
 
 
+# -- settings on the command line (--ablate) ----------------------------------------
+def parse_value(text: str):
+    """A command-line value: an int, a float, None/True/False, or the text itself."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return {"None": None, "True": True, "False": False}.get(text, text)
+
+
+def parse_settings(items) -> dict[str, dict]:
+    """``["C01=head_warmup_C:0.01,min_steps:0", ...]`` -> ``{"C01": {...}, ...}``."""
+    settings = {}
+    for item in items:
+        name, _, spec = item.partition("=")
+        settings[name] = {k: parse_value(v) for k, v in (p.split(":", 1)
+                                                          for p in spec.split(",") if p)}
+    return settings
+
+
 # -- data ---------------------------------------------------------------------------
 def make_images(n: int, size: int, seed: int = 0, n_classes: int = N_CLASSES,
                 tint: float = 0.15):

@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/regression_transfer.py [--n-train 150] [--epochs 6]
     .venv/bin/python benchmarks/regression_transfer.py --cv [--n-train 40] [--seeds 0 1 2 3 4]
+    .venv/bin/python benchmarks/regression_transfer.py --cv --ablate steps=min_steps:50 [--n-train 40]
 
 Crops of scikit-image's and scikit-learn's bundled photos, each cut at a random
 zoom factor z in [1, 4] (side = short side of the photo / z) and resized to
@@ -27,7 +28,9 @@ selection rule was chosen on classification (``small_data.py``).
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -39,6 +42,9 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 
 from sktransfer import FeatureExtractor, TransferRegressor, TransferRegressorCV
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import parse_settings, parse_value  # noqa: E402
 
 TRAIN_PHOTOS = ["astronaut", "coffee", "rocket", "immunohistochemistry", "china.jpg"]
 TEST_PHOTOS = ["chelsea", "flower.jpg", "hubble_deep_field"]
@@ -70,16 +76,26 @@ def crops(names, n: int, size: int, seed: int):
     return X, y
 
 
+def _small_model(args) -> dict:
+    return dict(backbone="efficientnet_lite0", image_size=args.image_size, device="cpu")
+
+
+def _small_draw(args, seed: int):
+    """``--cv``'s data: a fresh draw of ``--n-train`` crops per seed, the same test crops."""
+    photos = TRAIN_PHOTOS + TEST_PHOTOS
+    X_train, y_train = crops(photos, args.n_train, args.image_size, seed=100 + seed)
+    X_test, y_test = crops(photos, args.n_test, args.image_size, seed=1)
+    return X_train, y_train, X_test, y_test
+
+
 def small_sets(args) -> None:
     """``--cv``: the candidates and TransferRegressorCV on small draws, over seeds."""
     from sktransfer._search_cv import DEFAULT_FREEZE_DEPTHS
 
-    photos = TRAIN_PHOTOS + TEST_PHOTOS
-    model = dict(backbone="efficientnet_lite0", image_size=args.image_size, device="cpu")
+    model = _small_model(args)
     rows = {}
     for seed in args.seeds:
-        X_train, y_train = crops(photos, args.n_train, args.image_size, seed=100 + seed)
-        X_test, y_test = crops(photos, args.n_test, args.image_size, seed=1)
+        X_train, y_train, X_test, y_test = _small_draw(args, seed)
         fits = [(f"freeze_depth={d}", TransferRegressor(freeze_depth=d, random_state=seed,
                                                          **model))
                 for d in DEFAULT_FREEZE_DEPTHS]
@@ -110,6 +126,29 @@ def small_sets(args) -> None:
     print(f"TransferRegressorCV fit / one freeze_depth=0 fit: {ratio:.2f}")
 
 
+def ablate(args) -> None:
+    """``--cv --ablate``: the regressor's recipe settings on the small draws of ``--cv``,
+    at each of ``--ablate-depths``, every seed; mean ± std of held-out R^2."""
+    settings = {"defaults": {}, **parse_settings(args.ablate)}
+    depths = [parse_value(d) for d in args.ablate_depths.split(",")]
+    model = _small_model(args)
+    r2 = {}
+    for seed in args.seeds:
+        X_train, y_train, X_test, y_test = _small_draw(args, seed)
+        for label, params in settings.items():
+            for depth in depths:
+                start = time.perf_counter()
+                score = TransferRegressor(freeze_depth=depth, random_state=seed, **model,
+                                          **params).fit(X_train, y_train).score(X_test, y_test)
+                r2.setdefault((label, depth), []).append(score)
+                print(f"  [seed {seed}] {label} depth {depth}: R^2 {score:.3f} "
+                      f"({time.perf_counter() - start:.1f} s)", flush=True)
+    print(f"\n{args.n_train} training crops, seeds {args.seeds}\n"
+          "| setting | depth | held-out R^2, mean ± std |\n|---|---|---|")
+    for (label, depth), scores in r2.items():
+        print(f"| {label} | {depth} | {np.mean(scores):.3f} ± {np.std(scores):.3f} |")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-train", type=int, default=150)
@@ -121,10 +160,14 @@ def main(argv=None):
     parser.add_argument("--cv", action="store_true",
                         help="small sets over --seeds: the candidates and TransferRegressorCV")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
+    parser.add_argument("--ablate", nargs="*", metavar="NAME=PARAMS",
+                        help="with --cv, instead: TransferRegressor at --ablate-depths with its "
+                             "defaults and with each setting (e.g. 'steps=min_steps:50')")
+    parser.add_argument("--ablate-depths", default="-1,0")
     args = parser.parse_args(argv)
     if args.cv:
         torch.set_num_threads(1)
-        small_sets(args)
+        ablate(args) if args.ablate is not None else small_sets(args)
         return
     if args.split == "photos":
         train_photos, test_photos = TRAIN_PHOTOS, TEST_PHOTOS

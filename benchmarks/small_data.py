@@ -49,6 +49,8 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import parse_settings  # noqa: E402
+from _common import parse_value as _value  # noqa: E402
 from finetune_quality import digits_task, hand_written_loop, textures_task  # noqa: E402
 from text_transfer import CLASSIFIER_PARAMS as TEXT_PARAMS  # noqa: E402
 from text_transfer import run_hf_loop, run_tfidf  # noqa: E402
@@ -360,10 +362,7 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     if args.ablate is not None:
         settings = {} if args.no_defaults else {"defaults": {}}
-        for item in args.ablate:
-            name, _, spec = item.partition("=")
-            settings[name] = {k: _value(v) for k, v in (p.split(":") for p in spec.split(",")
-                                                        if p)}
+        settings.update(parse_settings(args.ablate))
         ablate(args.tasks, args.seeds, [_value(d) for d in args.depths], settings,
                log=lambda s: print(s, flush=True))
         return 0
@@ -380,15 +379,6 @@ def main(argv=None):
     for line in missed:
         print("MISSED:", line)
     return 1 if missed else 0
-
-
-def _value(text: str):
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return {"None": None, "True": True, "False": False}.get(text, text)
 
 
 if __name__ == "__main__":

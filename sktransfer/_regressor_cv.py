@@ -9,7 +9,7 @@ from sklearn.model_selection import KFold, RepeatedKFold
 
 from ._network import TransferNet
 from ._params import REGRESSOR_CV_CONSTRAINTS
-from ._recipe import BACKBONE_LR_SCALE, HEAD_WARMUP
+from ._recipe import BACKBONE_LR_SCALE, HEAD_WARMUP, MIN_STEPS
 from ._regressor import TransferRegressor
 from ._search_cv import DEFAULT_CV, DEFAULT_FREEZE_DEPTHS, TransferSearchCV
 from ._selection import MIN_DIFF, N_SE
@@ -106,7 +106,7 @@ device, verbose
                  n_se=N_SE, min_diff=MIN_DIFF, target_scaling=True, norm_mode="frozen",
                  head_warmup=HEAD_WARMUP, head_warmup_C=1.0,
                  backbone_lr_scale=BACKBONE_LR_SCALE, lr_schedule="cosine", lr_warmup=0.1,
-                 min_steps=0, num_workers="auto", module=TransferNet,
+                 min_steps=MIN_STEPS, num_workers="auto", module=TransferNet,
                  criterion=torch.nn.MSELoss, optimizer=torch.optim.AdamW, lr=1e-3,
                  max_epochs=10, batch_size=32, train_split=None, device="auto", verbose=0,
                  **kwargs):

@@ -11,13 +11,15 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ["SKTRANSFER_OFFLINE"] = "1"
 torch.set_num_threads(2)
 
-# The classifier's floor of 50 optimizer steps (min_steps) would turn the suite's
-# one- and two-epoch fits on a few dozen images into 20-epoch ones: tests train the
-# epochs they ask for. The real default is asserted in test_recipe.py.
-from sktransfer import TransferClassifier, TransferClassifierCV  # noqa: E402
+# The floor of 50 optimizer steps (min_steps) would turn the suite's one- and
+# two-epoch fits on a few dozen images into 20-epoch ones: tests train the epochs
+# they ask for. The real defaults are asserted in test_recipe.py.
+from sktransfer import (TransferClassifier, TransferClassifierCV,  # noqa: E402
+                        TransferRegressor, TransferRegressorCV)
 
-MIN_STEPS_DEFAULT = TransferClassifier.__init__.__kwdefaults__["min_steps"]
-for _estimator in (TransferClassifier, TransferClassifierCV):
+_ESTIMATORS = (TransferClassifier, TransferClassifierCV, TransferRegressor, TransferRegressorCV)
+MIN_STEPS_DEFAULTS = {e.__name__: e.__init__.__kwdefaults__["min_steps"] for e in _ESTIMATORS}
+for _estimator in _ESTIMATORS:
     _estimator.__init__.__kwdefaults__["min_steps"] = 0
 
 

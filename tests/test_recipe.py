@@ -277,7 +277,8 @@ def test_new_recipe_params_are_validated_in_fit(images, param, value, match):
         clf.fit(*images)
 
 
-def test_the_classifier_default_is_a_floor_of_50_steps():
-    from conftest import MIN_STEPS_DEFAULT  # the suite itself trains with min_steps=0
+def test_every_estimator_defaults_to_a_floor_of_50_steps():
+    from conftest import MIN_STEPS_DEFAULTS  # the suite itself trains with min_steps=0
 
-    assert MIN_STEPS_DEFAULT == 50
+    assert MIN_STEPS_DEFAULTS == {"TransferClassifier": 50, "TransferClassifierCV": 50,
+                                  "TransferRegressor": 50, "TransferRegressorCV": 50}
