@@ -344,10 +344,18 @@ class Registry:
         return sorted(names)
 
     def check_name(self, name: str) -> None:
-        """Raise the unknown-name error (with suggestions) unless ``name`` can be built;
-        inside a namespace, its builder's ``provides(name)`` decides when it has one."""
+        """Raise the unknown-name error (with suggestions) unless ``name`` can be built,
+        resolving it as :meth:`get` does: inside a namespace, its builder's
+        ``check_name(name)`` (which raises its own error) or ``provides(name)`` decides
+        when it has one, else the builder is trusted with every name under its prefix."""
         entry, via_namespace = self._resolve(name)
-        if via_namespace and not _provides(entry, name):
+        if not via_namespace:
+            return
+        # a namespace may explain itself (timm: "model 'resnet18' has no pretrained tag")
+        own_check = getattr(entry.builder, "check_name", None)
+        if own_check is not None:
+            own_check(name)
+        elif not _provides(entry, name):
             raise ValueError(self.unknown_message(name))
 
     def source(self, name: str) -> str:
@@ -378,16 +386,17 @@ def close_names(name: str, names, n: int = 3) -> list[str]:
 
 def _provides(entry: _Entry, name: str) -> bool:
     """Whether namespace ``entry`` provides ``name``: its builder's ``provides(name)``
-    when it has one (cheap), else its listing (a namespace that cannot list its
-    names is taken to provide every name under its prefix)."""
+    when it has one (cheap), else every name under its prefix, as ``get`` resolves it
+    (the builder itself then says what it cannot build). A listing is never the test:
+    it shows the names a namespace offers, not every name it builds (``timm/resnet18``
+    is listed, ``timm/resnet18.a1_in1k``, a pretrained tag of it, is built too)."""
     provides = getattr(entry.builder, "provides", None)
-    if provides is not None:
-        try:
-            return bool(provides(name))
-        except Exception:  # noqa: BLE001 - unknown means "may provide it": the built-in wins
-            return True
-    listed = _listed(entry)
-    return name in listed or not listed
+    if provides is None:
+        return True
+    try:
+        return bool(provides(name))
+    except Exception:  # noqa: BLE001 - unknown means "may provide it": the built-in wins
+        return True
 
 
 def _listed(entry: _Entry) -> list[str]:

@@ -226,6 +226,29 @@ def test_timm_unknown_name_suggests(plugins):
         get_backbone("timm/resnet81")
 
 
+def test_timm_pretrained_tag_resolves_everywhere(plugins, tmp_path, monkeypatch, capsys):
+    """``timm/<model>.<tag>`` is one name for Python, ``fit --backbone`` and ``download``."""
+    import huggingface_hub.constants
+
+    from sktransfer.backbones import BACKBONES
+    from sktransfer.cli import main
+
+    assert get_backbone("timm/resnet18.a1_in1k", weights=None).n_blocks == 5
+    BACKBONES.check_name("timm/resnet18.a1_in1k")
+    monkeypatch.setenv("SKTRANSFER_OFFLINE", "1")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
+    assert main(["download", "timm/resnet18.a1_in1k"]) == 1
+    err = capsys.readouterr().err
+    assert "unknown backbone" not in err and "not on this machine" in err
+    assert "sktransfer download timm/resnet18.a1_in1k" in err
+    assert main(["download", "timm/resnet18.zz"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "has no pretrained tag 'zz'" in err and "timm/resnet18.a1_in1k" in err
+    with pytest.raises(ValueError, match="has no pretrained tag 'zz'"):
+        get_backbone("timm/resnet18.zz", weights=None)
+
+
 def test_timm_default_weights_missing_offline(plugins, tmp_path, monkeypatch):
     import huggingface_hub.constants
 

@@ -84,6 +84,34 @@ def test_namespace_registration_exact_name_wins():
         BACKBONES.unregister("zoo/special")
 
 
+def test_check_name_resolves_like_get_backbone():
+    """A name the namespace builds passes the CLI's up-front check, listed or not."""
+    built = []
+
+    @register_backbone("zoo/*")
+    def zoo(name, weights=None):
+        built.append(name)
+        return _tiny()
+
+    zoo.list_names = lambda: ["zoo/a"]  # a listing is what is offered, not all it builds
+    try:
+        BACKBONES.check_name("zoo/a.variant")
+        get_backbone("zoo/a.variant")
+        assert built == ["zoo/a.variant"]
+        zoo.provides = lambda name: name != "zoo/nope"
+        with pytest.raises(ValueError, match="unknown backbone 'zoo/nope'"):
+            BACKBONES.check_name("zoo/nope")
+
+        def own_check(name):
+            raise ValueError(f"zoo has no animal {name[4:]!r}")
+
+        zoo.check_name = own_check  # a namespace explains itself
+        with pytest.raises(ValueError, match="zoo has no animal 'b'"):
+            BACKBONES.check_name("zoo/b")
+    finally:
+        BACKBONES.unregister("zoo/*")
+
+
 def test_register_freezer_decorator():
     @register_freezer("noop_test")
     class Noop(FreezeStrategy):

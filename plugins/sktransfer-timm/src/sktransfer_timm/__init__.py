@@ -57,17 +57,36 @@ def list_timm_names() -> list[str]:
     return [PREFIX + n for n in timm.list_models()]
 
 
+def provides_name(name: str) -> bool:
+    """Whether ``name`` is ``timm/<model>`` or ``timm/<model>.<pretrained tag>`` for a
+    timm model (and one of its tags): what :func:`timm_backbone` builds."""
+    try:
+        _arch(name)
+    except ValueError:
+        return False
+    return name.startswith(PREFIX)
+
+
 def _arch(name: str) -> str:
+    """The timm name of ``name`` (prefix dropped), checked: a model timm has and, when
+    the name carries a pretrained tag (``resnet18.a1_in1k``), one of that model's tags."""
     import timm
     from timm.models import split_model_name_tag
 
     arch = name[len(PREFIX):] if name.startswith(PREFIX) else name
-    base, _ = split_model_name_tag(arch)
+    base, tag = split_model_name_tag(arch)
     if not timm.is_model(base):
         close = difflib.get_close_matches(base, timm.list_models(), n=3, cutoff=0.6)
         hint = f"; did you mean {' or '.join(repr(PREFIX + c) for c in close)}?" if close else "."
         raise ValueError(f"unknown backbone {name!r}: timm has no model {base!r}{hint} See "
                          f"list_backbones('timm/*').")
+    if tag:
+        tagged = timm.list_pretrained(f"{base}.*")
+        if arch not in tagged:
+            known = ", ".join(repr(PREFIX + t) for t in tagged) or "none"
+            raise ValueError(f"unknown backbone {name!r}: timm model {base!r} has no "
+                             f"pretrained tag {tag!r}; its tagged names are {known} (or use "
+                             f"{PREFIX + base!r} for its default weights)")
     return arch
 
 
@@ -309,4 +328,6 @@ def timm_backbone(name: str, weights=None, image_size: int | None = None,
 
 
 timm_backbone.list_names = list_timm_names
+timm_backbone.provides = provides_name
+timm_backbone.check_name = _arch  # raises the "no model" / "no pretrained tag" errors
 timm_backbone.pretrained_weights = timm_weights
