@@ -222,8 +222,10 @@ def main():
         print(f"{name.ljust(width)}  {score:13.3f}  {seconds:12.1f}")
     print(f"(chance: {1 / len(classes):.3f}; {len(y_test)} test patches)")
 
+    # the search scored with a function of its own (it drives the progress bar): say that
+    # it returns an accuracy, so the +-1 std band stays within [0, 1]
     plot_freeze_depth(search, title=f"{BACKBONE}, {SHOTS}-shot, {len(classes)} classes: "
-                                    f"accuracy against freeze depth"
+                                    f"accuracy against freeze depth", score_range=(0, 1)
                       ).savefig(OUT / "freeze_depth.png", dpi=110)
     plot_history(curve).savefig(OUT / "learning_curve.png", dpi=110)
     print(f"\nPlots written to {OUT.resolve()}/ (freeze_depth.png, learning_curve.png)")

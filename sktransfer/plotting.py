@@ -82,7 +82,8 @@ def _score_range(search, results, metric: str) -> tuple[float, float]:
                 "r2" if is_regressor(search) else None
     else:
         scoring = results.get("scoring")
-    if not isinstance(scoring, str):
+    scoring = _scorer_name(scoring)
+    if scoring is None:
         return -np.inf, np.inf
     if scoring.startswith(_UNIT_SCORERS):
         return 0.0, 1.0
@@ -93,8 +94,23 @@ def _score_range(search, results, metric: str) -> tuple[float, float]:
     return -np.inf, np.inf
 
 
+def _scorer_name(scoring) -> str | None:
+    """sklearn's name of a scorer: a name as given, a scorer object ``get_scorer(name)``
+    returns (``scoring=get_scorer("accuracy")``) recognised by its description, None for
+    any other callable (its range is unknown)."""
+    if isinstance(scoring, str) or scoring is None:
+        return scoring
+    from sklearn.metrics import get_scorer, get_scorer_names
+
+    described = repr(scoring)
+    if not described.startswith("make_scorer("):
+        return None
+    return next((name for name in get_scorer_names() if repr(get_scorer(name)) == described),
+                None)
+
+
 def plot_freeze_depth(search, param: str = "freeze_depth", ax=None, title: str | None = None,
-                      scorer: str | None = None):
+                      scorer: str | None = None, score_range: tuple | None = None):
     """Cross-validated score against ``freeze_depth``, one line per other setting.
 
     Parameters
@@ -112,6 +128,10 @@ def plot_freeze_depth(search, param: str = "freeze_depth", ax=None, title: str |
         Which score to plot when the search used several (``mean_test_<scorer>``);
         by default the first (``accuracy`` for
         :class:`~sktransfer.TransferClassifierCV`'s default scoring).
+    score_range : (low, high), optional
+        The values the plotted score can take, to clip its band to: for a scoring
+        function of your own (a callable the plot cannot recognise), e.g. ``(0, 1)``
+        for one that returns an accuracy. By default inferred (below).
 
     Returns
     -------
@@ -122,8 +142,10 @@ def plot_freeze_depth(search, param: str = "freeze_depth", ax=None, title: str |
         bounded score the band is clipped to the values the score can take
         (accuracy, F1, ROC AUC ... to [0, 1]; R^2 to at most 1; ``neg_*`` losses
         to at most 0): ``scoring=None`` is the estimator's own score (accuracy
-        for a classifier), and a ``cv_results_`` dict with a ``"scoring"`` entry
-        names its scorer there.
+        for a classifier), a scorer from ``sklearn.metrics.get_scorer`` is known by
+        its name, and a ``cv_results_`` dict with a ``"scoring"`` entry names its
+        scorer there. Any other callable scorer is unbounded unless ``score_range``
+        says otherwise.
 
     Examples
     --------
@@ -156,7 +178,12 @@ def plot_freeze_depth(search, param: str = "freeze_depth", ax=None, title: str |
         name = ", ".join(f"{k.split('__')[-1]}={_label(p.get(k))}" for k in varying) or "score"
         lines.setdefault(name, []).append(i)
 
-    low, high = _score_range(search, results, metric)
+    if score_range is not None:
+        low, high = (float(v) for v in score_range)
+        if not low < high:
+            raise ValueError(f"score_range={score_range!r} must be (low, high) with low < high")
+    else:
+        low, high = _score_range(search, results, metric)
     fig, ax = _new_axes(ax, (6.4, 4.2))
     for name, rows in lines.items():
         rows = sorted(rows, key=lambda r: position[repr(params[r][key])])

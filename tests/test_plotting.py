@@ -130,6 +130,28 @@ def test_accuracy_band_stays_within_zero_and_one(search):
     assert _band_limits(plot_freeze_depth(results))[1] <= 1.0
     unbounded = dict(_fake_results(), std_test_score=np.full(8, 0.6))  # scorer unknown
     assert _band_limits(plot_freeze_depth(unbounded))[1] > 1.0
+    assert _band_limits(plot_freeze_depth(unbounded, score_range=(0, 1)))[1] == 1.0
+
+
+def test_band_of_a_scorer_object_or_an_own_function(search):
+    """A scorer object from get_scorer is known by name; a function of one's own (the
+    demo's, which drives a progress bar) is clipped where ``score_range`` says."""
+    import copy
+
+    from sklearn.metrics import get_scorer
+
+    grid = copy.copy(search[0])
+    grid.cv_results_ = dict(grid.cv_results_, mean_test_score=np.array([0.95, 0.9, 0.08]),
+                            std_test_score=np.array([0.2, 0.05, 0.2]))
+    grid.scoring = get_scorer("accuracy")
+    assert _band_limits(plot_freeze_depth(grid)) == pytest.approx((0.0, 1.0))
+    grid.scoring = get_scorer("neg_log_loss")
+    assert _band_limits(plot_freeze_depth(grid))[1] == pytest.approx(0.0)
+    grid.scoring = lambda est, X, y: 0.5
+    assert _band_limits(plot_freeze_depth(grid))[1] > 1.0
+    assert _band_limits(plot_freeze_depth(grid, score_range=(0, 1))) == pytest.approx((0, 1))
+    with pytest.raises(ValueError, match="low < high"):
+        plot_freeze_depth(grid, score_range=(1, 0))
 
 
 def test_learning_curve_has_whole_epochs_and_a_title_inside_the_figure(search):
