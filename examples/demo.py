@@ -146,8 +146,9 @@ def main():
     def features(X, desc):
         # chunks only to show progress; FeatureExtractor batches on its own
         chunks = np.array_split(X, max(1, len(X) // 32))
+        # disable=None: tqdm draws no bar when stderr is not a terminal (a log file)
         return np.concatenate([extractor.transform(c) for c in tqdm(chunks, desc=desc,
-                                                                     leave=False)])
+                                                                     leave=False, disable=None)])
 
     def fit_probe():
         extractor.fit(X_train[:1])
@@ -161,7 +162,7 @@ def main():
 
     # 3. fine-tuning, with freeze depth and strategy chosen by cross-validation
     n_fits = sum(np.prod([len(v) for v in g.values()]) for g in GRID) * CV
-    bar = tqdm(total=n_fits, desc="grid search (fits)", leave=False)
+    bar = tqdm(total=n_fits, desc="grid search (fits)", leave=False, disable=None)
     accuracy = get_scorer("accuracy")
 
     def scorer(estimator, X, y):  # one call per finished fit: drives the progress bar

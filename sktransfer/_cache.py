@@ -261,7 +261,7 @@ def prefix_activations(runner, source, depth: int, context: str, *, verbose: boo
     a fill has the runner's batch size (:func:`_padding`), so a row does not depend on
     which other samples were missing from the cache.
     """
-    from ._common import progress_bar
+    from ._console import progress_bar
     from ._data import SampleDataset, collate_samples, split_batch
 
     module, preprocessor = runner.module, runner.preprocessor

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from ._audio import AudioInput, AudioPreprocessor
+from ._console import progress_bar  # noqa: F401 - the one console policy, re-exported
 from ._data import (AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, ImageInput, Preprocessor, TextInput,
                     TextPreprocessor, VectorInput, as_input)
 from ._random import seeded
@@ -190,12 +191,3 @@ def check_source_kind(source, backbone) -> None:
                          f"images); X is 2-D {source.items.shape}, which reads as vectors")
 
 
-def progress_bar(total: int, desc: str, enabled: bool):
-    """A tqdm bar on stderr when ``enabled``, else None."""
-    if not enabled:
-        return None
-    import sys
-
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, unit="img", leave=False, file=sys.stderr)

@@ -31,6 +31,7 @@ from ._cached_fit import ActivationDataset, Activations, CachedFit
 from ._common import (clone_with_leaves, make_backbone, nested_params, preprocessor_for,
                       read_input, resolve_device)
 from ._constraints import check_params
+from ._epoch_table import EpochTable
 from ._data import SampleDataset, VectorInput, make_augment, network_input, resolve_num_workers
 from ._fit_state import FitState, restored_on_error
 from ._inference import PredictionMixin
@@ -144,7 +145,10 @@ class TransferBase(NetStateMixin, PredictionMixin):
 
     @property
     def _default_callbacks(self):
-        return list(super()._default_callbacks) + [("lr_schedule", LRSchedule())]
+        # the epoch table (verbose=1) follows the console policy: no colour codes in a log
+        callbacks = [(name, EpochTable() if name == "print_log" else cb)
+                     for name, cb in super()._default_callbacks]
+        return callbacks + [("lr_schedule", LRSchedule())]
 
     # -- device: "auto" stays the param; the resolved device is used while working --
     @contextlib.contextmanager

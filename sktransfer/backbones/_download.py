@@ -154,6 +154,8 @@ def fetch_url(url: str, target: Path, name: str, *, hash_prefix: str | None = No
 def _download(url, tmp: Path, target: Path, name, hash_prefix, progress) -> None:
     from tqdm.auto import tqdm
 
+    from .._console import shows_progress
+
     request = urllib.request.Request(url, headers={"User-Agent": "sktransfer (torch.hub)"})
     sha256, received = hashlib.sha256(), 0
     try:
@@ -161,7 +163,7 @@ def _download(url, tmp: Path, target: Path, name, hash_prefix, progress) -> None
                 open(tmp, "wb") as out:
             length = response.headers.get("Content-Length")
             expected = int(length) if length and length.isdigit() else None
-            with tqdm(total=expected, disable=not progress, unit="B", unit_scale=True,
+            with tqdm(total=expected, disable=not (progress and shows_progress()), unit="B", unit_scale=True,
                       unit_divisor=1024, desc=target.name, leave=False) as bar:
                 while chunk := response.read(_CHUNK):
                     out.write(chunk)

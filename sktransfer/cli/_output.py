@@ -4,49 +4,22 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import signal
 import sys
 from pathlib import Path
 
+from .._console import Uncoloured, shows_progress, use_colour
 from .._files import atomic_output
 
 __all__ = ["use_colour", "stdout_to_stderr", "table", "save_plot", "progress", "interrupts",
            "raw_file_names"]
-
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
-
-
-def use_colour(stream) -> bool:
-    """Colour only for a terminal, and never when ``NO_COLOR`` is set (no-color.org)."""
-    if os.environ.get("NO_COLOR"):
-        return False
-    isatty = getattr(stream, "isatty", None)
-    try:
-        return bool(isatty and isatty())
-    except ValueError:  # a closed stream
-        return False
-
-
-class _Uncoloured:
-    """A text stream that drops ANSI colour codes (skorch colours its epoch table)."""
-
-    def __init__(self, stream):
-        self._stream = stream
-
-    def write(self, text):
-        return self._stream.write(_ANSI.sub("", text))
-
-    def __getattr__(self, name):
-        return getattr(self._stream, name)
-
 
 @contextlib.contextmanager
 def stdout_to_stderr():
     """Send prints (skorch's epoch table) to stderr, keeping stdout for results;
     without colour codes unless stderr is a terminal."""
     old = sys.stdout
-    sys.stdout = sys.stderr if use_colour(sys.stderr) else _Uncoloured(sys.stderr)
+    sys.stdout = sys.stderr if use_colour(sys.stderr) else Uncoloured(sys.stderr)
     try:
         yield
     finally:
@@ -54,10 +27,11 @@ def stdout_to_stderr():
 
 
 def progress(iterable, desc, total=None, disable=False):
+    """A tqdm bar on stderr, drawn only where someone watches it (see ``_console``)."""
     from tqdm.auto import tqdm
 
-    return tqdm(iterable, desc=desc, total=total, disable=disable, file=sys.stderr,
-                leave=False, dynamic_ncols=True)
+    return tqdm(iterable, desc=desc, total=total, file=sys.stderr, leave=False,
+                disable=disable or not shows_progress(sys.stderr), dynamic_ncols=True)
 
 
 def table(rows, header) -> str:
@@ -128,10 +102,3 @@ def interrupts():
         yield flag
     finally:
         signal.signal(signal.SIGINT, previous)
-
-
-def _progress(iterable, desc, total=None, disable=False):
-    from tqdm.auto import tqdm
-
-    return tqdm(iterable, desc=desc, total=total, disable=disable, file=sys.stderr,
-                leave=False, dynamic_ncols=True)
